@@ -1,0 +1,215 @@
+"""Command line: ``python -m benchmark run ...`` and ``python -m benchmark list``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from benchmark.errors import UsageError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line naming the problem and the fix, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}; see `python -m benchmark {self.prog.split()[-1]} --help`")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a fraction such as 0.135") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1]; give a fraction such as 0.135")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="benchmark", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands.add_parser("list", help="print every regime with its parameters and defaults")
+    run = commands.add_parser("run", help="train regimes on one data budget and compare them")
+    what = run.add_argument_group("what to compare")
+    what.add_argument(
+        "--regimes",
+        default="self-distillation",
+        help="'all', or comma-separated specs name[:key=value,...] (default: self-distillation)",
+    )
+    what.add_argument(
+        "--data-fraction",
+        type=fraction,
+        default=0.135,
+        help="share of the training triples every regime gets, in (0, 1] (default: 0.135)",
+    )
+    what.add_argument("--seed", type=int, default=42)
+    data = run.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default="beir/scifact",
+        help="ir_datasets id or BEIR folder to train on (default: beir/scifact)",
+    )
+    data.add_argument(
+        "--eval",
+        default=None,
+        help="comma-separated evaluation sets (ids or BEIR folders; default: the dataset's test split)",
+    )
+    data.add_argument("--validation-fraction", type=float, default=0.1)
+    data.add_argument(
+        "--validation-depth",
+        type=positive_int,
+        default=20,
+        help="BM25 candidates per validation query to re-rank (default: 20)",
+    )
+    data.add_argument("--negatives-per-positive", type=positive_int, default=4)
+    data.add_argument("--mining-depth", type=positive_int, default=100)
+    data.add_argument("--max-train-triples", type=positive_int, default=None)
+    data.add_argument("--max-eval-queries", type=positive_int, default=None)
+    data.add_argument("--max-validation-queries", type=positive_int, default=None)
+    model = run.add_argument_group("encoder")
+    model.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    model.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls", "pooler"])
+    model.add_argument("--similarity", default="cosine", choices=["cosine", "dot"])
+    model.add_argument("--max-query-length", type=positive_int, default=64)
+    model.add_argument("--max-doc-length", type=positive_int, default=256)
+    model.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    loop = run.add_argument_group("training loop (the same for every regime)")
+    loop.add_argument("--batch-size", type=positive_int, default=32)
+    loop.add_argument("--learning-rate", type=float, default=2e-5)
+    loop.add_argument("--weight-decay", type=float, default=0.01)
+    loop.add_argument("--warmup-ratio", type=float, default=0.1)
+    loop.add_argument("--schedule", default="linear", choices=["linear", "cosine", "constant_with_warmup"])
+    loop.add_argument("--epochs", type=positive_int, default=1)
+    loop.add_argument("--validate-every", type=positive_int, default=5, help="steps between validations")
+    loop.add_argument(
+        "--patience",
+        type=positive_int,
+        default=5,
+        help="validations without improvement before stopping early",
+    )
+    out = run.add_argument_group("output and measurement")
+    out.add_argument("--out", type=Path, default=Path("results"))
+    out.add_argument("--run-id", default=None)
+    out.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="mined triples and BM25 indexes (default: ~/.cache/dense-regime-benchmark)",
+    )
+    out.add_argument("--country", default="USA", help="ISO 3166 alpha-3 code for codecarbon's carbon intensity")
+    out.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Keep the console for our tables and bars: silence libraries' progress bars and info logging."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.INFO)  # ir_datasets resets its loggers to INFO; this caps every logger
+    for name in ("ir_datasets", "codecarbon", "pyterrier", "transformers", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def list_regimes() -> int:
+    from rich.table import Table
+
+    from benchmark.progress import console
+    from regimes import REGISTRY
+    from regimes.base import format_value
+
+    table = Table(title="Regimes (select variants with --regimes name:key=value,...)")
+    for column in ("regime", "parameter", "default", "meaning"):
+        table.add_column(column)
+    for name in sorted(REGISTRY):
+        regime = REGISTRY[name]
+        table.add_row(f"[bold]{name}[/bold]", "", "", regime.description)
+        for parameter in regime.parameters:
+            table.add_row("", parameter.name, format_value(parameter.default), parameter.help)
+    console.print(table)
+    return 0
+
+
+def run_command(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchmark.config import DataConfig, RunConfig, parse_regimes
+    from benchmark.encoder import EncoderConfig
+    from benchmark.runner import run
+    from benchmark.training import TrainingConfig
+
+    regimes = parse_regimes(args.regimes)
+    config = RunConfig(
+        regimes=tuple(regime.label for regime in regimes),
+        data_fraction=args.data_fraction,
+        seed=args.seed,
+        data=DataConfig(
+            dataset=args.dataset,
+            evaluation=tuple(s.strip() for s in (args.eval or "").split(",") if s.strip()),
+            validation_fraction=args.validation_fraction,
+            validation_depth=args.validation_depth,
+            negatives_per_positive=args.negatives_per_positive,
+            mining_depth=args.mining_depth,
+            max_train_triples=args.max_train_triples,
+            max_eval_queries=args.max_eval_queries,
+            max_validation_queries=args.max_validation_queries,
+        ),
+        encoder=EncoderConfig(
+            model=args.model,
+            pooling=args.pooling,
+            similarity=args.similarity,
+            max_query_length=args.max_query_length,
+            max_doc_length=args.max_doc_length,
+            precision=args.precision,
+            device=args.device,
+        ),
+        training=TrainingConfig(
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            warmup_ratio=args.warmup_ratio,
+            schedule=args.schedule,
+            epochs=args.epochs,
+            validate_every=args.validate_every,
+            patience=args.patience,
+        ),
+        out=args.out,
+        run_id=args.run_id,
+        cache_dir=args.cache_dir or Path.home() / ".cache" / "dense-regime-benchmark",
+        country=args.country,
+        energy=not args.no_energy,
+    )
+    return run(config, regimes, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        quiet_libraries()
+        if args.command == "list":
+            return list_regimes()
+        return run_command(args, argv)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return UsageError.exit_status
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished files in the run folder are complete; rerun to start again",
+            file=sys.stderr,
+        )
+        return 130

@@ -1,0 +1,85 @@
+"""The settings of one run, shared by every regime in it, and how ``--regimes`` is parsed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmark.encoder import EncoderConfig
+from benchmark.errors import UsageError
+from benchmark.training import TrainingConfig
+from regimes import REGISTRY, Regime
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "beir/scifact"
+    evaluation: tuple[str, ...] = ()  # empty: the dataset's own test split
+    validation_fraction: float = 0.1
+    validation_depth: int = 20
+    negatives_per_positive: int = 4
+    mining_depth: int = 100
+    max_train_triples: int | None = None
+    max_eval_queries: int | None = None
+    max_validation_queries: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    regimes: tuple[str, ...]
+    data_fraction: float
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    out: Path = Path("results")
+    run_id: str | None = None
+    cache_dir: Path = Path.home() / ".cache" / "dense-regime-benchmark"
+    country: str = "USA"
+    energy: bool = True
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_regime_specs(text: str) -> list[str]:
+    """``a,b:k=v,k2=v2,c`` -> ["a", "b:k=v,k2=v2", "c"]: a comma starts a new regime unless ``key=`` follows."""
+    specs: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if specs and "=" in part and ":" not in part.split("=", 1)[0]:
+            specs[-1] += "," + part
+        else:
+            specs.append(part)
+    return specs
+
+
+def parse_regime(spec: str) -> Regime:
+    """``name`` or ``name:key=value,...`` -> a configured regime, or a UsageError naming the fix."""
+    name, _, settings_text = spec.partition(":")
+    name = name.strip()
+    if name not in REGISTRY:
+        raise UsageError(
+            f"unknown regime {name!r}; choose from {', '.join(sorted(REGISTRY))} (see `python -m benchmark list`)"
+        )
+    settings: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in settings_text.split(","))):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise UsageError(f"regime {name!r}: setting {item!r} needs the form key=value")
+        settings[key.strip()] = value.strip()
+    return REGISTRY[name].from_strings(settings)
+
+
+def parse_regimes(text: str) -> list[Regime]:
+    """``all`` (every registered regime with its defaults) or a comma-separated list of specs."""
+    specs = sorted(REGISTRY) if text.strip() == "all" else split_regime_specs(text)
+    if not specs:
+        raise UsageError("--regimes is empty; name at least one regime (see `python -m benchmark list`)")
+    regimes = [parse_regime(spec) for spec in specs]
+    labels = [regime.label for regime in regimes]
+    duplicated = {label for label in labels if labels.count(label) > 1}
+    if duplicated:
+        raise UsageError(f"regime {sorted(duplicated)[0]!r} is named twice in --regimes; name it once")
+    return regimes

@@ -1,0 +1,26 @@
+"""What a regime may use while it prepares: the data, its budget, the measuring meter and the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.data import Collection
+from benchmark.encoder import EncoderConfig
+from benchmark.measure import Meter
+from benchmark.triples import Triple
+
+
+@dataclass
+class RegimeContext:
+    """Handed to ``Regime.prepare``; phases it opens with ``meter.phase(name, charged_to=label)`` are its cost."""
+
+    label: str
+    cell: str
+    collection: Collection
+    triples: Sequence[Triple]
+    encoder_config: EncoderConfig
+    meter: Meter
+    cache_dir: Path
+    seed: int

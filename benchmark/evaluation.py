@@ -1,0 +1,114 @@
+"""Effectiveness through PyTerrier: encoders wrapped for pyterrier-dr, the corpus in a FlexIndex, the systems
+compared with ``pt.Experiment`` (paired t-tests against the initial encoder, Holm-corrected), run files in TREC
+format."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import pyterrier_dr
+from ir_measures import RR, R, nDCG
+
+from benchmark.data import Collection
+from benchmark.encoder import BiEncoder
+
+MEASURES = [nDCG @ 10, RR @ 10, R @ 100, R @ 1000]
+MEASURE_NAMES = [str(m) for m in MEASURES]
+SIGNIFICANCE_LEVEL = 0.05
+
+
+class PyTerrierBiEncoder(pyterrier_dr.BiEncoder):
+    """Our encoder as a pyterrier-dr BiEncoder, so ``encoder >> index.retriever()`` is a PyTerrier pipeline.
+
+    Embeddings are unit length when the similarity is cosine, so the FlexIndex's dot product is that similarity.
+    """
+
+    def __init__(self, encoder: BiEncoder, progress: Callable[[int], None] | None = None) -> None:
+        super().__init__(batch_size=1024, verbose=False)
+        self.encoder = encoder
+        self.progress = progress
+
+    def encode_queries(self, texts, batch_size=None) -> np.ndarray:
+        return self.encoder.encode(list(texts), "query")
+
+    def encode_queries_torch(self, texts, batch_size=None):
+        raise NotImplementedError("training goes through benchmark.training, not pyterrier-dr")
+
+    def encode_docs(self, texts, batch_size=None) -> np.ndarray:
+        return self.encoder.encode(list(texts), "doc", progress=self.progress)
+
+    def __repr__(self) -> str:
+        return f"PyTerrierBiEncoder({self.encoder.config.model})"
+
+
+def build_index(
+    encoder: BiEncoder, collection: Collection, path: Path, progress: Callable[[int], None] | None = None
+) -> pyterrier_dr.FlexIndex:
+    """Encode the whole corpus into a fresh FlexIndex at ``path``."""
+    if path.exists():
+        shutil.rmtree(path)
+    index = pyterrier_dr.FlexIndex(str(path), verbose=False)
+    pipeline = PyTerrierBiEncoder(encoder, progress) >> index.indexer(mode="overwrite")
+    pipeline.index({"docno": doc_id, "text": text} for doc_id, text in collection.iter_documents())
+    return index
+
+
+def retriever(encoder: BiEncoder, index: pyterrier_dr.FlexIndex) -> pt.Transformer:
+    return PyTerrierBiEncoder(encoder) >> index.np_retriever(num_results=1000)
+
+
+def topics_and_qrels(collection: Collection, max_queries: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The judged queries of an evaluation set (the first ``max_queries`` by id when limited) and their qrels."""
+    query_ids = sorted(q for q in collection.qrels if q in collection.queries)
+    if max_queries is not None:
+        query_ids = query_ids[:max_queries]
+    topics = pd.DataFrame({"qid": query_ids, "query": [collection.queries[q] for q in query_ids]})
+    rows = [(qid, doc_id, grade) for qid in query_ids for doc_id, grade in collection.qrels[qid].items()]
+    qrels = pd.DataFrame(rows, columns=["qid", "docno", "label"])
+    return topics, qrels
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
+
+
+def experiment(
+    systems: dict[str, pt.Transformer],
+    topics: pd.DataFrame,
+    qrels: pd.DataFrame,
+    baseline: str,
+    run_dir: Path,
+) -> pd.DataFrame:
+    """``pt.Experiment`` over all systems; one row per system with measures, deltas and corrected p-values."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = list(systems)
+    table = pt.Experiment(
+        list(systems.values()),
+        topics,
+        qrels,
+        eval_metrics=MEASURES,
+        names=[safe_name(n) for n in names],
+        baseline=names.index(baseline),
+        test="t",
+        correction="holm",
+        save_dir=str(run_dir),
+        save_mode="overwrite",
+        save_format="trec",
+        verbose=False,
+    )
+    table.insert(0, "system", names)
+    return table.drop(columns=["name"])
+
+
+def significant(row: pd.Series, measure: str) -> str:
+    """'+' or '-' when the Holm-corrected paired t-test rejects at 0.05 against the baseline, else ''."""
+    corrected = row.get(f"{measure} p-value corrected")
+    if corrected is None or pd.isna(corrected) or corrected >= SIGNIFICANCE_LEVEL:
+        return ""
+    return "+" if row.get(f"{measure} +", 0) > row.get(f"{measure} -", 0) else "-"

