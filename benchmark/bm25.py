@@ -78,12 +78,20 @@ class BM25Index:
 
     def rankings(self, queries: dict[str, str], depth: int) -> dict[str, list[str]]:
         """Query id -> document ids, best first."""
+        return {qid: list(scored) for qid, scored in self.scores(queries, depth).items()}
+
+    def scores(self, queries: dict[str, str], depth: int) -> dict[str, dict[str, float]]:
+        """Query id -> {document id: BM25 score} for the top ``depth`` documents, best first."""
         if not queries:
             return {}
+        self.build()
         with native_output_to(self.path.parent / "pisa.log"):
             results = self.retriever(depth)(topics_frame(queries))
         results = results.sort_values(["qid", "rank"])
-        return {qid: list(group["docno"]) for qid, group in results.groupby("qid", sort=False)}
+        return {
+            qid: dict(zip(group["docno"], group["score"].astype(float), strict=True))
+            for qid, group in results.groupby("qid", sort=False)
+        }
 
 
 def mine_triples(

@@ -16,7 +16,7 @@ def budget_size(fraction: float, total: int) -> int:
     """ceil(f * N), guarded against float noise such as 0.135 * 1000 = 135.00000000000003."""
     if not 0 < fraction <= 1:
         raise UsageError(f"--data-fraction {fraction} is outside (0, 1]; give a fraction such as 0.135")
-    return min(total, math.ceil(round(fraction * total, 9)))
+    return min(total, max(1, math.ceil(round(fraction * total, 9))))
 
 
 @dataclass(frozen=True)

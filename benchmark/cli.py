@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the training triples every regime gets, in (0, 1] (default: 0.135)",
     )
     what.add_argument("--seed", type=int, default=42)
+    what.add_argument(
+        "--reference",
+        default="teacher-distillation",
+        help="regime (name or label) the speedups are measured against (default: teacher-distillation)",
+    )
     data = run.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -190,6 +195,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         out=args.out,
         run_id=args.run_id,
         cache_dir=args.cache_dir or Path.home() / ".cache" / "dense-regime-benchmark",
+        reference=args.reference,
         country=args.country,
         energy=not args.no_energy,
     )

@@ -35,6 +35,7 @@ class RunConfig:
     out: Path = Path("results")
     run_id: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "dense-regime-benchmark"
+    reference: str = "teacher-distillation"
     country: str = "USA"
     energy: bool = True
 

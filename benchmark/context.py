@@ -24,3 +24,4 @@ class RegimeContext:
     meter: Meter
     cache_dir: Path
     seed: int
+    batch_size: int

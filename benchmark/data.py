@@ -37,6 +37,7 @@ class Collection:
     name: str
     dataset: Dataset
     corpus_key: str = field(default="")
+    judged_queries_only: bool = False  # a BEIR folder's queries.jsonl holds every split's queries
 
     def _guard(self, action, what: str):
         try:
@@ -54,6 +55,8 @@ class Collection:
     def queries(self) -> dict[str, str]:
         """Query id -> text, for the queries that have judgments (or all when there are none)."""
         texts = self._guard(lambda: {q.query_id: q.default_text() for q in self.dataset.queries_iter()}, "queries")
+        if self.judged_queries_only:
+            texts = {query_id: text for query_id, text in texts.items() if query_id in self.qrels}
         if not texts:
             raise UsageError(f"{self.name}: has no queries; choose a split with queries")
         return texts
@@ -134,7 +137,7 @@ def _folder_split(folder: Path, split: str) -> Collection:
         BeirQueries(f"local/{key}", LocalDownload(folder / "queries.jsonl"), GenericQuery),
         BeirQrels(LocalDownload(qrels_file), qrels_defs={}),
     )
-    return Collection(name=f"{folder}:{split}", dataset=dataset, corpus_key=f"local/{key}")
+    return Collection(name=f"{folder}:{split}", dataset=dataset, corpus_key=f"local/{key}", judged_queries_only=True)
 
 
 def _check_folder(folder: Path) -> None:

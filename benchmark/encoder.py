@@ -42,6 +42,9 @@ def sentence_transformers_pooling(path: str) -> Pooling | None:
     if not config.exists():
         return None
     settings = json.loads(config.read_text())
+    mode = settings.get("pooling_mode")  # sentence-transformers >= 5 writes one key, older versions flags
+    if mode in ("cls", "mean"):
+        return mode
     return "cls" if settings.get("pooling_mode_cls_token") else "mean"
 
 
@@ -88,9 +91,11 @@ class BiEncoder(nn.Module):
     """AutoModel + pooling + similarity; ``embed`` keeps gradients for training, ``encode`` is for inference."""
 
     def __init__(self, config: EncoderConfig, model_path: str | None = None) -> None:
+        """Load the model; ``model_path`` overrides ``config.model`` (a trained checkpoint of that model)."""
         super().__init__()
         self.config = config
         path = model_path or resolve_model(config.model)
+        self.path = path
         try:
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
             self.model = AutoModel.from_pretrained(path)
@@ -176,6 +181,13 @@ class BiEncoder(nn.Module):
         return out
 
     @property
+    def identity(self) -> tuple:
+        """Two encoders with the same identity embed every text the same way (while neither is being trained)."""
+        c = self.config
+        return (str(Path(self.path).resolve()) if Path(self.path).exists() else self.path, self.pooling,
+                c.similarity, c.max_query_length, c.max_doc_length, self.precision)
+
+    @property
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
@@ -190,6 +202,11 @@ class BiEncoder(nn.Module):
         transformer = models.Transformer(str(path), max_seq_length=self.config.max_doc_length)
         pooling_mode = {"mean": "mean", "cls": "cls", "pooler": "cls"}[self.pooling]
         modules: list[nn.Module] = [transformer, models.Pooling(self.dimension, pooling_mode=pooling_mode)]
+        if self.pooling == "pooler":  # BERT's pooler is tanh(W cls + b): the same as a Dense module on CLS
+            pooler = self.model.pooler.dense
+            dense = models.Dense(self.dimension, pooler.out_features, bias=True, activation_function=nn.Tanh())
+            dense.linear.load_state_dict(pooler.state_dict())
+            modules.append(dense)
         if self.config.similarity == "cosine":
             modules.append(models.Normalize())
         SentenceTransformer(modules=modules, device="cpu").save(str(path))

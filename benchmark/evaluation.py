@@ -17,6 +17,7 @@ from ir_measures import RR, R, nDCG
 
 from benchmark.data import Collection
 from benchmark.encoder import BiEncoder
+from benchmark.progress import bar
 
 MEASURES = [nDCG @ 10, RR @ 10, R @ 100, R @ 1000]
 MEASURE_NAMES = [str(m) for m in MEASURES]
@@ -57,6 +58,44 @@ def build_index(
     pipeline = PyTerrierBiEncoder(encoder, progress) >> index.indexer(mode="overwrite")
     pipeline.index({"docno": doc_id, "text": text} for doc_id, text in collection.iter_documents())
     return index
+
+
+class EvaluationEnvironment:
+    """Systems on one evaluation set: BM25 and dense retrievers, each corpus encoding built once and measured.
+
+    Regimes use it to add rows of their own (a teacher); an encoder with the same model and settings as one
+    already indexed reuses that index.
+    """
+
+    def __init__(self, collection: Collection, cache_dir: Path, meter, work: Path) -> None:
+        self.collection = collection
+        self.cache_dir = cache_dir
+        self.meter = meter
+        self.work = work
+        self._indexes: dict[tuple, pyterrier_dr.FlexIndex] = {}
+        self._bm25 = None
+
+    def bm25(self, depth: int) -> pt.Transformer:
+        from benchmark.bm25 import BM25Index
+
+        if self._bm25 is None:
+            with self.meter.phase("index", cell="bm25") as record:
+                self._bm25 = BM25Index(self.collection, self.cache_dir)
+                self._bm25.build()
+                record.count = self.collection.document_count
+        return self._bm25.retriever(depth)
+
+    def dense(self, encoder: BiEncoder, label: str | None = None) -> pt.Transformer:
+        key = encoder.identity
+        if key not in self._indexes:
+            label = label or encoder.config.model
+            path = self.work / f"index-{len(self._indexes)}"
+            with self.meter.phase("index", cell=label) as record:
+                total = self.collection.document_count
+                with bar(f"index {self.collection.name} with {label}", total=total) as advance:
+                    self._indexes[key] = build_index(encoder, self.collection, path, advance)
+                record.count = total
+        return retriever(encoder, self._indexes[key])
 
 
 def retriever(encoder: BiEncoder, index: pyterrier_dr.FlexIndex) -> pt.Transformer:

@@ -146,15 +146,21 @@ class Meter:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self.synchronize()
-        with _PeakMemory() as memory:
-            opened.memory = memory
-            self._stack.append(opened)
-            self._resume(opened)
-            try:
-                yield opened.record
-            finally:
-                self._pause(opened)
-                self._stack.pop()
+        try:
+            with _PeakMemory() as memory:
+                opened.memory = memory
+                self._stack.append(opened)
+                self._resume(opened)
+                try:
+                    yield opened.record
+                finally:
+                    self._pause(opened)
+                    self._stack.pop()
+        finally:
+            self._finish(opened, memory)
+
+    def _finish(self, opened: _Open, memory: _PeakMemory) -> None:
+        """Complete the record and restart the enclosing phase's clocks (also when the block raised)."""
         record = opened.record
         record.peak_rss_mb = memory.peak / 2**20
         if self.device.type == "cuda":

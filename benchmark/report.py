@@ -32,6 +32,31 @@ def charged(records: Sequence[PhaseRecord], label: str) -> dict:
     return totals
 
 
+SPEEDUP_FIELDS = {"wall": "wall_s", "gpu_hours": "gpu_hours", "energy": "energy_kwh"}
+
+
+def reference_run(state, reference: str):
+    """The regime run the speedups are measured against: matched by label first, then by name."""
+    for run in state.regime_runs:
+        if run.regime.label == reference:
+            return run
+    return next((run for run in state.regime_runs if run.regime.name == reference), None)
+
+
+def speedups(state, reference: str, label: str) -> dict:
+    """cost(reference) / cost(regime) for wall-clock, accelerator-hours and energy; NaN where undefined."""
+    ref = reference_run(state, reference)
+    out = {"reference": ref.regime.label if ref else f"{reference} (not in this run)"}
+    mine = charged(state.meter.records, label)
+    theirs = charged(state.meter.records, ref.regime.label) if ref else {}
+    for name, field in SPEEDUP_FIELDS.items():
+        numerator = theirs.get(f"charged_{field}", math.nan)
+        denominator = mine[f"charged_{field}"]
+        valid = denominator and not math.isnan(denominator) and not math.isnan(numerator) and numerator > 0
+        out[f"speedup_{name}"] = numerator / denominator if valid else math.nan
+    return out
+
+
 def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
     """One row per system x evaluation set, with effectiveness, significance, provenance and charged costs."""
     runs = {run.regime.label: run for run in state.regime_runs}
@@ -44,7 +69,7 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                 "eval_set": row["eval_set"],
                 "queries": row["queries"],
                 "system": system,
-                "kind": "regime" if system in runs else system,
+                "kind": "regime" if system in runs else ("teacher" if system.startswith("teacher:") else system),
             }
             for measure in MEASURE_NAMES:
                 result[measure] = row[measure]
@@ -69,9 +94,12 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     stopped_early=outcome.stopped_early,
                     status=outcome.status,
                     **charged(state.meter.records, system),
+                    **speedups(state, config.reference, system),
+                    **run.regime.notes,
                 )
             else:
-                result["status"] = "ok"
+                status = row.get("status")
+                result["status"] = status if isinstance(status, str) else "ok"
             rows.append(result)
     return rows
 
@@ -119,6 +147,7 @@ def cost_table(records: Sequence[PhaseRecord], state) -> Table:
             _number(totals["charged_energy_kwh"], 6),
             _number(totals["charged_co2_kg"], 6),
             totals["energy_mode"] or "not measured",
+            *(_ratio(value) for value in list(speedups(state, state.reference, run.regime.label).values())[1:]),
         )
     shared = [r for r in records if not r.charged_to]
     if shared:
@@ -134,6 +163,10 @@ def cost_table(records: Sequence[PhaseRecord], state) -> Table:
             "",
         )
     return table
+
+
+def _ratio(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}x"
 
 
 def print_tables(results: Sequence[dict], records: Sequence[PhaseRecord], state) -> None:

@@ -49,6 +49,7 @@ class RunState:
 
     directory: Path
     meter: Meter
+    reference: str
     regime_runs: list[RegimeRun] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
 
@@ -150,7 +151,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     directory = prepare_output(config)
     device_probe = BiEncoder.device_for(config.encoder)
     meter = Meter(device_probe, country=config.country, energy=config.energy)
-    state = RunState(directory=directory, meter=meter)
+    state = RunState(directory=directory, meter=meter, reference=config.reference)
     work = directory / ".work"
     try:
         initial = BiEncoder(config.encoder)  # a missing model fails here, before any data work
@@ -255,6 +256,7 @@ def train_regime(
         meter=meter,
         cache_dir=config.cache_dir,
         seed=config.seed,
+        batch_size=config.training.batch_size,
     )
     regime.prepare(context)
     say(f"Training {label} on {len(triples)} triples")
@@ -288,25 +290,23 @@ def evaluate_collection(
     """Index the corpus with every encoder, retrieve, and compare all systems with one pt.Experiment."""
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
-    systems = {}
-    with meter.phase("index", cell=BM25) as record:
-        bm25 = BM25Index(collection, config.cache_dir)
-        bm25.build()
-        record.count = collection.document_count
-    systems[BM25] = bm25.retriever(1000)
-    encoders: list[tuple[str, BiEncoder]] = [(INITIAL, initial)]
+    env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
+    systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial, INITIAL)}
+    unevaluable: list[str] = []
     for regime_run in state.regime_runs:
-        encoders.append((regime_run.regime.label, BiEncoder(config.encoder, str(regime_run.model_dir))))
-    for label, encoder in encoders:
-        with meter.phase("index", cell=label) as record:
-            with bar(f"index {collection.name} with {label}", total=collection.document_count) as advance:
-                index = evaluation.build_index(encoder, collection, work / name / evaluation.safe_name(label), advance)
-            record.count = collection.document_count
-        systems[label] = evaluation.retriever(encoder, index)
+        label = regime_run.regime.label
+        systems[label] = env.dense(BiEncoder(config.encoder, str(regime_run.model_dir)), label)
+        for extra, system in regime_run.regime.evaluation_systems(env).items():
+            if system is None:
+                unevaluable.append(extra)
+            else:
+                systems.setdefault(extra, system)
     with meter.phase("evaluate", cell=collection.name) as record:
         say(f"Evaluating {len(systems)} systems on {collection.name} ({len(topics)} queries)")
         table = evaluation.experiment(systems, topics, qrels, INITIAL, state.directory / "runs" / name)
         record.count = len(topics)
+    for extra in dict.fromkeys(unevaluable):
+        table.loc[len(table), ["system", "status"]] = [extra, "cannot be evaluated as a retrieval system"]
     table.insert(0, "eval_set", collection.name)
     table.insert(1, "queries", len(topics))
     return table

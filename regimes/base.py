@@ -85,6 +85,7 @@ class Regime(ABC):
             )
         self.settings: dict[str, Any] = {name: p.default for name, p in known.items()}
         self.settings.update(settings)
+        self.notes: dict[str, Any] = {}  # facts a run learns (e.g. triples dropped), written to results.csv
         self.validate()
 
     @classmethod
@@ -125,6 +126,10 @@ class Regime(ABC):
         del seed
         for start in range(0, len(triples), batch_size):
             yield triples[start : start + batch_size]
+
+    def evaluation_systems(self, env: Any) -> dict[str, Any]:
+        """Extra rows for the results table (e.g. a teacher), as PyTerrier systems; None where not evaluable."""
+        return {}
 
     @abstractmethod
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:

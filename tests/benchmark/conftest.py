@@ -12,7 +12,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from benchmark.encoder import BiEncoder, EncoderConfig
 
-DOCUMENTS = {
+# Every document and query shares the word "study", so BM25 ranks the whole corpus for every query.
+_DOCUMENTS = {
     "d1": ("Vitamin D", "Vitamin D deficiency is linked to weaker bones and fractures in older adults."),
     "d2": ("Calcium intake", "Calcium supplements reduce bone loss in postmenopausal women."),
     "d3": ("Smoking and lungs", "Smoking tobacco causes lung cancer and chronic obstructive disease."),
@@ -26,20 +27,28 @@ DOCUMENTS = {
     "d11": ("Sugar", "Sugary drinks increase the risk of type 2 diabetes and obesity."),
     "d12": ("Statins", "Statins lower cholesterol and reduce heart attacks in patients at risk."),
 }
+DOCUMENTS = {doc_id: (title, f"{text} A cohort study.") for doc_id, (title, text) in _DOCUMENTS.items()}
 
 QUERIES = {
-    "q1": "does vitamin D deficiency cause bone fractures",
-    "q2": "smoking causes lung cancer",
-    "q3": "exercise lowers blood pressure",
-    "q4": "sleep and obesity",
-    "q5": "antibiotic resistance in hospitals",
-    "q6": "sugary drinks and diabetes",
-    "q7": "statins reduce heart attacks",
-    "q8": "vaccination prevents measles",
+    "q1": "does vitamin D deficiency cause bone fractures study",
+    "q2": "smoking causes lung cancer study",
+    "q3": "exercise lowers blood pressure study",
+    "q4": "sleep and obesity study",
+    "q5": "antibiotic resistance in hospitals study",
+    "q6": "sugary drinks and diabetes study",
+    "q7": "statins reduce heart attacks study",
+    "q8": "vaccination prevents measles study",
 }
 
-TRAIN_QRELS = [("q1", "d1", 1), ("q1", "d2", 1), ("q2", "d3", 1), ("q3", "d5", 1), ("q4", "d7", 1),
-               ("q5", "d9", 1), ("q6", "d11", 1)]
+TRAIN_QRELS = [
+    ("q1", "d1", 1),
+    ("q1", "d2", 1),
+    ("q2", "d3", 1),
+    ("q3", "d5", 1),
+    ("q4", "d7", 1),
+    ("q5", "d9", 1),
+    ("q6", "d11", 1),
+]
 TEST_QRELS = [("q7", "d12", 1), ("q8", "d10", 1), ("q3", "d6", 1)]
 
 
@@ -62,6 +71,16 @@ def write_beir(folder: Path, documents=DOCUMENTS, train=TRAIN_QRELS, test=TEST_Q
     write_qrels(folder / "qrels" / "train.tsv", train)
     write_qrels(folder / "qrels" / "test.tsv", test)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model gains nothing from threads, and intra-op threads on a busy machine cost 100x (spinning
+    OpenMP workers); restored afterwards so that tests elsewhere keep their thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,11 @@ def test_budget_size_matches_exact_ceiling_on_a_grid():
             assert budget_size(float(fraction), total) == exact_ceiling(fraction, total), (fraction, total)
 
 
+def test_tiny_positive_fraction_gives_at_least_one_example():
+    """ceil(f * N) is at least 1 for any f > 0 and N > 0: a positive fraction never gives an empty budget."""
+    assert budget_size(1e-12, 100) == 1
+
+
 @pytest.mark.parametrize("fraction", [0.0, -0.1, 1.0000001, 1.5, float("nan")])
 def test_fraction_outside_unit_interval_is_refused(fraction):
     """Fractions outside (0, 1] are a usage error naming the flag."""
@@ -55,9 +60,7 @@ def test_fraction_outside_unit_interval_is_refused(fraction):
 
 def make_triples(queries: int = 50, per_query: int = 3) -> list[Triple]:
     """Several triples per query, so that holding a query out removes all of its triples."""
-    return [
-        Triple(f"q{q:03d}", f"p{q:03d}", f"n{q:03d}-{k}") for q in range(queries) for k in range(per_query)
-    ]
+    return [Triple(f"q{q:03d}", f"p{q:03d}", f"n{q:03d}-{k}") for q in range(queries) for k in range(per_query)]
 
 
 def test_validation_queries_never_train():

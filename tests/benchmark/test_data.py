@@ -12,7 +12,7 @@ from tests.benchmark.conftest import DOCUMENTS, QUERIES, write_qrels
 def test_folder_loads_queries_qrels_and_documents(tiny_beir):
     """The train split has every query and the train judgments; texts come from the docstore."""
     collection = training_collection(str(tiny_beir))
-    assert collection.queries == QUERIES
+    assert {q: collection.queries[q] for q in collection.qrels} == {q: QUERIES[q] for q in collection.qrels}
     assert collection.qrels == {
         "q1": {"d1": 1, "d2": 1},
         "q2": {"d3": 1},
@@ -27,6 +27,11 @@ def test_folder_loads_queries_qrels_and_documents(tiny_beir):
     assert texts[0] == f"{title} {body}"  # ir_datasets' default_text of a BEIR document: title and text
     assert texts[1] == " ".join(DOCUMENTS["d1"])
     assert dict(collection.iter_documents())["d12"] == " ".join(DOCUMENTS["d12"])
+
+
+def test_folder_split_queries_are_the_judged_ones(tiny_beir):
+    """The train split of a folder has the train queries only, as the docstring and ir_datasets' splits do."""
+    assert set(training_collection(str(tiny_beir)).queries) == {"q1", "q2", "q3", "q4", "q5", "q6"}
 
 
 def test_evaluation_split_of_folder_is_test(tiny_beir):

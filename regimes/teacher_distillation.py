@@ -1,0 +1,173 @@
+"""Teacher distillation with Margin-MSE (Hofstätter et al., 2020, arXiv 2010.02666).
+
+The student learns the teacher's margin between the positive and the negative of each triple. Scoring the
+training triples with the teacher is this regime's preparation and is charged to it; scores are cached on disk,
+and a run that reuses them is still charged the measured cost of the original scoring (marked as reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import UsageError
+from benchmark.files import read_json, write_json
+from benchmark.measure import PhaseRecord
+from benchmark.progress import say
+from benchmark.triples import Triple
+from regimes.base import Parameter, Regime, TripleEmbeddings, register
+from regimes.teachers import DEFAULT_TEACHER, PairKey, ScoresFileTeacher, Teacher, TeacherInputs, parse_teacher
+
+CITATION = """@article{hofstaetter2020margin,
+  title   = {Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation},
+  author  = {Hofst{\\"a}tter, Sebastian and Althammer, Sophia and Schr{\\"o}der, Michael and Sertkan, Mete and
+             Hanbury, Allan},
+  journal = {arXiv:2010.02666},
+  year    = {2020}
+}"""
+
+
+class MarginMSELoss(nn.Module):
+    """MSE between student margins sim(q,d+) - sim(q,d-) and teacher margins t(q,d+) - t(q,d-).
+
+    With ``in_batch_weight`` > 0 a second term (TAS-B's dual supervision, Hofstätter et al. SIGIR 2021) applies
+    Margin-MSE to every other document of the batch (the other triples' positives and negatives) as a negative
+    of query i: sim(q_i,d+_i) - sim(q_i,d_j) against t(q_i,d+_i) - t(q_i,d_j).
+    """
+
+    def __init__(self, in_batch_weight: float = 0.0) -> None:
+        super().__init__()
+        self.in_batch_weight = in_batch_weight
+
+    def forward(
+        self,
+        embeddings: TripleEmbeddings,
+        teacher_margins: torch.Tensor,
+        teacher_in_batch_margins: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        sim = embeddings.similarity
+        q, pos, neg = embeddings.queries, embeddings.positives, embeddings.negatives
+        positive_scores = torch.diagonal(sim(q, pos))
+        student_margins = positive_scores - torch.diagonal(sim(q, neg))
+        loss = torch.mean((student_margins - teacher_margins) ** 2)
+        if self.in_batch_weight > 0:
+            if teacher_in_batch_margins is None:
+                raise ValueError("the in-batch term needs teacher margins for every in-batch pair")
+            docs = torch.cat([pos, neg])  # (2B, dim): d_j for j < B are positives, then negatives
+            student_in_batch = positive_scores[:, None] - sim(q, docs)  # (B, 2B)
+            batch = q.shape[0]
+            own = torch.zeros_like(student_in_batch, dtype=torch.bool)
+            own[torch.arange(batch), torch.arange(batch)] = True  # d+_i is not its own negative
+            own[torch.arange(batch), torch.arange(batch) + batch] = True  # d-_i is covered by the pair term
+            error = (student_in_batch - teacher_in_batch_margins) ** 2
+            loss = loss + self.in_batch_weight * error[~own].mean()
+        return loss
+
+
+@register
+class TeacherDistillation(Regime):
+    """Margin-MSE against a pluggable teacher; the teacher's scoring is charged to this regime."""
+
+    name = "teacher-distillation"
+    description = "Margin-MSE distillation from a teacher (Hofstätter et al., 2020)"
+    citation = CITATION
+    parameters = (
+        Parameter(
+            "teacher", DEFAULT_TEACHER, "cross-encoder:<id> | bi-encoder:<id> | scores:<path> | bm25 | ensemble:a+b"
+        ),
+        Parameter("in_batch_weight", 0.0, "weight of TAS-B's in-batch Margin-MSE term (0: off)", float),
+    )
+
+    def validate(self) -> None:
+        self.teacher: Teacher = parse_teacher(self.settings["teacher"])
+        if self.settings["in_batch_weight"] < 0:
+            raise UsageError("regime teacher-distillation: in_batch_weight must be >= 0")
+        if self.settings["in_batch_weight"] > 0 and _has_score_file(self.teacher):
+            raise UsageError(
+                "regime teacher-distillation: a score file has no scores for in-batch pairs; set in_batch_weight=0"
+            )
+        self.criterion = MarginMSELoss(self.settings["in_batch_weight"])
+        self.pair_scores: dict[PairKey, float] = {}
+        self.kept: list[Triple] | None = None
+        self.loaded = False
+
+    # --- preparation: teacher scoring -------------------------------------------------------------------
+    def pairs_needed(self, triples: Sequence[Triple], batch_size: int) -> list[PairKey]:
+        pairs = {(t.query_id, d) for t in triples for d in (t.positive_id, t.negative_id)}
+        if self.settings["in_batch_weight"] > 0:
+            for batch in super().batches(triples, batch_size, 0):
+                docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+                pairs.update((t.query_id, d) for t in batch for d in docs)
+        return sorted(pairs)
+
+    def prepare(self, context) -> None:
+        if not self.loaded:
+            self.teacher.load(context.encoder_config)
+            self.loaded = True
+        pairs = self.pairs_needed(context.triples, context.batch_size)
+        key = hashlib.sha1(
+            json.dumps([self.teacher.fingerprint(context.encoder_config), context.collection.name, pairs]).encode()
+        ).hexdigest()[:16]
+        cache = context.cache_dir / "teacher-scores" / f"{key}.json"
+        if cache.exists():
+            cached = read_json(cache)
+            record = PhaseRecord(**{**cached["phase"], "charged_to": context.label, "cell": context.cell})
+            record.reused = True
+            context.meter.records.append(record)
+            scores = {(q, d): s for q, d, s in cached["scores"]}
+        else:
+            with context.meter.phase("teacher-scoring", charged_to=context.label, cell=context.cell) as record:
+                say(f"Scoring {len(pairs)} (query, document) pairs with teacher {self.teacher.spec}")
+                inputs = TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
+                scores = self.teacher.score_pairs(pairs, inputs)
+                record.count = len(pairs)
+            write_json(cache, {"teacher": self.teacher.spec, "phase": record.row(),
+                               "scores": [[q, d, s] for (q, d), s in scores.items()]})
+        self.pair_scores = scores
+        self.kept = [t for t in context.triples if self.scored(t)]
+        dropped = len(context.triples) - len(self.kept)
+        self.notes["teacher"] = self.teacher.spec
+        self.notes["teacher_unscored_triples_dropped"] = dropped
+        if dropped:
+            say(f"teacher-distillation: {dropped} of {len(context.triples)} budget triples have no teacher score "
+                "and are dropped from this regime's budget")
+        if not self.kept:
+            raise UsageError("teacher-distillation: no budget triple has a teacher score; check the score file's ids")
+
+    def scored(self, triple: Triple) -> bool:
+        return (triple.query_id, triple.positive_id) in self.pair_scores and (
+            triple.query_id, triple.negative_id) in self.pair_scores
+
+    # --- training ---------------------------------------------------------------------------------------
+    def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:
+        kept = set(self.kept) if self.kept is not None else None
+        usable = [t for t in triples if kept is None or t in kept]
+        yield from super().batches(usable, batch_size, seed)
+
+    def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
+        device = embeddings.queries.device
+        score = self.pair_scores
+        positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch], device=device)
+        negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch], device=device)
+        in_batch = None
+        if self.settings["in_batch_weight"] > 0:
+            docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+            others = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch], device=device)
+            in_batch = positives[:, None] - others
+        return self.criterion(embeddings, positives - negatives, in_batch)
+
+    def evaluation_systems(self, env: Any) -> dict:
+        system = self.teacher.system(env)
+        name = f"teacher:{self.teacher.spec}"
+        return {name: system}
+
+
+def _has_score_file(teacher: Teacher) -> bool:
+    if isinstance(teacher, ScoresFileTeacher):
+        return True
+    return any(_has_score_file(member) for member in getattr(teacher, "members", []))

@@ -1,0 +1,305 @@
+"""Teachers for distillation: each scores (query, document) pairs; chosen with ``teacher=<kind>:<argument>``.
+
+- ``cross-encoder:<hf id or path>``: an AutoModelForSequenceClassification over (query, document).
+- ``bi-encoder:<hf id or path>``: a frozen bi-encoder's similarity (same pooling rules as the student).
+- ``scores:<path>``: precomputed scores, one triple a line: score_pos, score_neg, qid, pid_pos, pid_neg
+  (tab-separated, the layout of Hofstätter et al.'s MS MARCO BERT_CAT ensemble files).
+- ``bm25``: pyterrier-pisa BM25 over the training corpus.
+- ``ensemble:<a>+<b>+...``: the mean of the members' scores after per-query min-max normalisation (over the
+  documents scored for that query), so members on different scales weigh the same.
+
+A teacher is also a retrieval system where it can be one, so its ceiling is a row of the results table.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import torch
+
+from benchmark.errors import UsageError
+
+if TYPE_CHECKING:
+    from benchmark.data import Collection
+    from benchmark.encoder import EncoderConfig
+
+PairKey = tuple[str, str]  # (query id, document id)
+DEFAULT_TEACHER = "ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2"
+BM25_DEPTH = 1000
+
+
+@dataclass
+class TeacherInputs:
+    """What a teacher needs to score: texts, the BM25 index's cache and the run's encoder settings."""
+
+    collection: Collection
+    cache_dir: Path
+    encoder_config: EncoderConfig
+
+
+class Teacher(ABC):
+    """Scores (query, document) pairs; higher means more relevant."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, argument: str) -> None:
+        self.argument = argument
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.argument}" if self.argument else self.kind
+
+    def load(self, encoder_config: EncoderConfig) -> None:
+        """Load models or check files now, so a missing one fails before any training."""
+
+    def fingerprint(self, encoder_config: EncoderConfig) -> str:
+        """What the scores depend on besides the pairs: the spec, the lengths and precision, and the content of
+        local files (a score file or a model folder edited in place must not reuse old scores)."""
+        parts = [self.spec, str(encoder_config.max_query_length), str(encoder_config.max_doc_length),
+                 encoder_config.precision]
+        path = Path(self.argument) if self.argument else None
+        if path is not None and path.exists():
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            digest = hashlib.sha1()
+            for file in files:
+                stat = file.stat()
+                digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+                if file.is_file() and stat.st_size < 64 * 2**20:
+                    digest.update(file.read_bytes())
+            parts.append(digest.hexdigest())
+        return "|".join(parts)
+
+    @abstractmethod
+    def score_pairs(self, pairs: Sequence[PairKey], inputs: TeacherInputs) -> dict[PairKey, float]:
+        """Scores of the pairs it can score (all of them, except for a score file)."""
+
+    def system(self, env: Any) -> pt.Transformer | None:
+        """The teacher as a PyTerrier retrieval system on an evaluation set, or None where it cannot be one."""
+        return None
+
+
+def _texts(pairs: Sequence[PairKey], inputs: TeacherInputs) -> tuple[list[str], list[str]]:
+    queries = [inputs.collection.queries[q] for q, _ in pairs]
+    docs = inputs.collection.document_texts([d for _, d in pairs])
+    return queries, docs
+
+
+class CrossEncoderTeacher(Teacher):
+    """A cross-encoder (AutoModelForSequenceClassification): the relevance logit of each (query, document)."""
+
+    kind = "cross-encoder"
+    batch_size = 32
+
+    def load(self, encoder_config: EncoderConfig) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from benchmark.encoder import resolve_device, resolve_precision
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.argument)
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.argument)
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                f"teacher cross-encoder {self.argument!r} could not be loaded ({str(error).splitlines()[0][:120]}); "
+                "pass a local folder or a cached Hugging Face id"
+            ) from None
+        self.device = resolve_device(encoder_config.device)
+        self.precision = resolve_precision(encoder_config.precision, self.device)
+        self.max_length = encoder_config.max_query_length + encoder_config.max_doc_length
+        self.model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def score_texts(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
+        scores = []
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        for start in range(0, len(queries), self.batch_size):
+            batch = self.tokenizer(
+                list(queries[start : start + self.batch_size]),
+                list(docs[start : start + self.batch_size]),
+                padding=True,
+                truncation="only_second",
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = self.model(**batch).logits.float()
+            # one logit: its value; several labels: the log-odds of the last ("relevant") label
+            column = logits[:, 0] if logits.shape[1] == 1 else logits[:, -1] - torch.logsumexp(logits[:, :-1], 1)
+            scores.append(column.cpu().numpy())
+        return np.concatenate(scores) if scores else np.zeros(0)
+
+    def score_pairs(self, pairs, inputs):
+        queries, docs = _texts(pairs, inputs)
+        return dict(zip(pairs, map(float, self.score_texts(queries, docs)), strict=True))
+
+    def system(self, env):
+        """BM25's top 100, re-ranked by the cross-encoder."""
+
+        def rerank(frame: pd.DataFrame) -> pd.DataFrame:
+            texts = env.collection.document_texts(list(frame["docno"]))
+            return frame.assign(score=self.score_texts(list(frame["query"]), texts))
+
+        return env.bm25(100) >> pt.apply.by_query(rerank, add_ranks=True)
+
+
+class BiEncoderTeacher(Teacher):
+    """A frozen bi-encoder: the similarity of its query and document embeddings."""
+
+    kind = "bi-encoder"
+
+    def load(self, encoder_config: EncoderConfig) -> None:
+        from dataclasses import replace
+
+        from benchmark.encoder import BiEncoder
+
+        self.config = replace(encoder_config, model=self.argument, pooling="auto")
+        self.encoder = BiEncoder(self.config)
+
+    def score_pairs(self, pairs, inputs):
+        queries, docs = _texts(pairs, inputs)
+        query_vectors = self.encoder.encode(queries, "query")
+        doc_vectors = self.encoder.encode(docs, "doc")
+        scores = (query_vectors * doc_vectors).sum(axis=1)
+        return dict(zip(pairs, map(float, scores), strict=True))
+
+    def system(self, env):
+        return env.dense(self.encoder)
+
+
+class BM25Teacher(Teacher):
+    """BM25 scores. A document BM25 did not return scores 0 when fewer than 1000 came back (it shares no term
+    with the query); when 1000 came back it gets the query's lowest retrieved score, an upper bound."""
+
+    kind = "bm25"
+
+    def score_pairs(self, pairs, inputs):
+        from benchmark.bm25 import BM25Index
+
+        by_query: dict[str, list[str]] = defaultdict(list)
+        for query_id, doc_id in pairs:
+            by_query[query_id].append(doc_id)
+        queries = {q: inputs.collection.queries[q] for q in by_query}
+        scored = BM25Index(inputs.collection, inputs.cache_dir).scores(queries, BM25_DEPTH)
+        result = {}
+        for query_id, doc_ids in by_query.items():
+            ranking = scored.get(query_id, {})
+            floor = min(ranking.values()) if len(ranking) >= BM25_DEPTH else 0.0
+            for doc_id in doc_ids:
+                result[(query_id, doc_id)] = ranking.get(doc_id, floor)
+        return result
+
+    def system(self, env):
+        return env.bm25(BM25_DEPTH)
+
+
+class ScoresFileTeacher(Teacher):
+    """Precomputed scores per triple (score_pos, score_neg, qid, pid_pos, pid_neg), matched by ids."""
+
+    kind = "scores"
+
+    def load(self, encoder_config: EncoderConfig) -> None:
+        path = Path(self.argument)
+        if not path.is_file():
+            raise UsageError(f"teacher score file {path} does not exist; pass scores:<path to the file>")
+        self.pairs: dict[PairKey, float] = {}
+        with open(path, newline="") as stream:
+            for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
+                if not row:
+                    continue
+                try:
+                    if len(row) != 5:
+                        raise ValueError(f"{len(row)} columns")
+                    positive, negative = float(row[0]), float(row[1])
+                    if not (math.isfinite(positive) and math.isfinite(negative)):
+                        raise ValueError("a score is not a finite number")
+                except ValueError as error:
+                    raise UsageError(
+                        f"{path}, line {number}: not in the layout score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>"
+                        f"pid_neg ({error}); fix the file"
+                    ) from None
+                query_id, positive_id, negative_id = row[2], row[3], row[4]
+                self.pairs[(query_id, positive_id)] = positive
+                self.pairs[(query_id, negative_id)] = negative
+
+    def score_pairs(self, pairs, inputs):
+        return {pair: self.pairs[pair] for pair in pairs if pair in self.pairs}
+
+
+class EnsembleTeacher(Teacher):
+    """The mean of its members' scores, each min-max normalised per query over the pairs being scored."""
+
+    kind = "ensemble"
+
+    def __init__(self, argument: str) -> None:
+        super().__init__(argument)
+        self.members = [parse_teacher(part) for part in argument.split("+") if part]
+        if len(self.members) < 2:
+            raise UsageError(f"teacher ensemble:{argument} needs two or more members joined by '+'")
+
+    def load(self, encoder_config):
+        for member in self.members:
+            member.load(encoder_config)
+
+    def fingerprint(self, encoder_config):
+        return "+".join(member.fingerprint(encoder_config) for member in self.members)
+
+    def score_pairs(self, pairs, inputs):
+        fused: dict[PairKey, list[float]] = defaultdict(list)
+        for member in self.members:
+            for pair, score in normalise_per_query(member.score_pairs(pairs, inputs)).items():
+                fused[pair].append(score)
+        return {pair: float(np.mean(scores)) for pair, scores in fused.items() if len(scores) == len(self.members)}
+
+    def system(self, env):
+        from pyterrier_alpha.fusion import PerQueryMaxMinScore
+
+        systems = [member.system(env) for member in self.members]
+        if any(system is None for system in systems):
+            return None
+        fused = systems[0] >> PerQueryMaxMinScore()
+        for system in systems[1:]:
+            fused = fused + (system >> PerQueryMaxMinScore())
+        return fused
+
+
+def normalise_per_query(scores: dict[PairKey, float]) -> dict[PairKey, float]:
+    """Min-max per query: the query's best-scored document gets 1, its worst 0 (all 0.5 when they tie)."""
+    by_query: dict[str, list[PairKey]] = defaultdict(list)
+    for pair in scores:
+        by_query[pair[0]].append(pair)
+    normalised = {}
+    for pairs in by_query.values():
+        values = np.array([scores[p] for p in pairs])
+        low, high = values.min(), values.max()
+        span = high - low
+        for pair, value in zip(pairs, values, strict=True):
+            normalised[pair] = float((value - low) / span) if span > 0 else 0.5
+    return normalised
+
+
+TEACHER_KINDS: dict[str, type[Teacher]] = {
+    cls.kind: cls for cls in (CrossEncoderTeacher, BiEncoderTeacher, BM25Teacher, ScoresFileTeacher, EnsembleTeacher)
+}
+
+
+def parse_teacher(spec: str) -> Teacher:
+    """``kind:argument`` (or ``bm25``) -> a Teacher, or a UsageError naming the known kinds."""
+    kind, _, argument = spec.strip().partition(":")
+    if kind not in TEACHER_KINDS:
+        raise UsageError(f"unknown teacher kind {kind!r} in {spec!r}; use one of {', '.join(TEACHER_KINDS)}")
+    if kind != "bm25" and not argument:
+        raise UsageError(f"teacher {kind} needs an argument: {kind}:<model id, path or members>")
+    if kind == "bm25" and argument:
+        raise UsageError(f"teacher bm25 takes no argument, got {spec!r}")
+    return TEACHER_KINDS[kind](argument)

@@ -1,0 +1,262 @@
+"""The shared training loop, with the tiny encoder and the self-distillation regime: counting, validation
+schedule, best-checkpoint restoration, early stopping and a non-finite loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+from benchmark.measure import Meter
+from benchmark.training import CurvePoint, TrainingConfig, train
+from benchmark.triples import Triple
+from benchmark.validation import ValidationSet
+from regimes.self_distillation import SelfDistillation
+from tests.benchmark.conftest import DOCUMENTS, QUERIES, make_encoder
+
+DOC_TEXTS = {doc_id: f"{title} {text}" for doc_id, (title, text) in DOCUMENTS.items()}
+TRIPLES = [
+    Triple("q1", "d1", "d3"),
+    Triple("q1", "d2", "d4"),
+    Triple("q2", "d3", "d5"),
+    Triple("q2", "d3", "d4"),
+    Triple("q3", "d5", "d6"),
+    Triple("q3", "d5", "d8"),
+    Triple("q4", "d7", "d11"),
+    Triple("q5", "d9", "d10"),
+    Triple("q6", "d11", "d7"),
+    Triple("q6", "d11", "d12"),
+]
+CHARGED = "self-distillation"
+CELL = "self-distillation|1.0|0"
+
+
+def texts(batch: Sequence[Triple]) -> tuple[list[str], list[str], list[str]]:
+    """Query, positive and negative texts of a batch, looked up by id."""
+    return (
+        [QUERIES[t.query_id] for t in batch],
+        [DOC_TEXTS[t.positive_id] for t in batch],
+        [DOC_TEXTS[t.negative_id] for t in batch],
+    )
+
+
+def real_validation() -> ValidationSet:
+    """Two held-out queries re-ranking the whole tiny corpus."""
+    return ValidationSet(
+        queries={"q7": QUERIES["q7"], "q8": QUERIES["q8"]},
+        qrels={"q7": {"d12": 1}, "q8": {"d10": 1}},
+        pools={"q7": sorted(DOC_TEXTS), "q8": sorted(DOC_TEXTS)},
+        doc_texts=DOC_TEXTS,
+    )
+
+
+@dataclass
+class ScriptedValidation(ValidationSet):
+    """Returns scores from a script, and records the weights it was asked to score, so the best is known."""
+
+    script: list[float] = field(default_factory=list)
+    scored: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+    def score(self, encoder, batch_size: int = 64) -> float:
+        self.scored.append({k: v.detach().clone() for k, v in encoder.model.state_dict().items()})
+        return self.script[len(self.scored) - 1]
+
+
+def scripted(*scores: float) -> ScriptedValidation:
+    base = real_validation()
+    return ScriptedValidation(base.queries, base.qrels, base.pools, base.doc_texts, script=list(scores))
+
+
+def run(encoder, validation, regime=None, triples=TRIPLES, initial=0.25, **settings):
+    """train() with a CPU meter and no energy tracking; returns the outcome and the meter."""
+    config = TrainingConfig(**{"batch_size": 2, "learning_rate": 1e-3, "validate_every": 2, **settings})
+    meter = Meter(torch.device("cpu"), energy=False)
+    outcome = train(
+        encoder,
+        regime or SelfDistillation(),
+        triples,
+        texts,
+        validation,
+        initial_validation=initial,
+        config=config,
+        meter=meter,
+        charged_to=CHARGED,
+        cell=CELL,
+        seed=13,
+    )
+    return outcome, meter
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_counts_curve_and_phases_with_real_validation(tiny_encoder):
+    """Every triple is consumed once; the curve starts at the initial point; phases are charged to the regime."""
+    initial = real_validation().score(tiny_encoder)
+    before = tiny_encoder.state_copy()
+    outcome, meter = run(tiny_encoder, real_validation(), triples=TRIPLES[:9], initial=initial)
+    assert outcome.status == "ok" and not outcome.stopped_early
+    assert outcome.examples_consumed == 9
+    assert outcome.steps == 5  # ceil(9 / 2)
+    assert outcome.curve[0] == CurvePoint(0, 0, 0.0, initial)
+    assert [p.step for p in outcome.curve] == [0, 2, 4, 5]  # every 2 steps, and the last step
+    assert [p.examples_seen for p in outcome.curve] == [0, 4, 8, 9]
+    elapsed = [p.elapsed_s for p in outcome.curve]
+    assert elapsed == sorted(elapsed) and elapsed[-1] > 0
+    assert all(0.0 <= p.ndcg_at_10 <= 1.0 for p in outcome.curve)
+    assert outcome.best_validation == max(p.ndcg_at_10 for p in outcome.curve[1:])
+    best = next(p for p in outcome.curve[1:] if p.ndcg_at_10 == outcome.best_validation)
+    assert (outcome.best_step, outcome.best_examples, outcome.best_elapsed_s) == (
+        best.step,
+        best.examples_seen,
+        best.elapsed_s,
+    )
+    assert not same_weights(tiny_encoder.state_copy(), before)  # it trained
+    assert not tiny_encoder.training
+
+    phases = [r.phase for r in meter.records]
+    assert phases.count("validate") == 3 and phases[-1] == "train"
+    for record in meter.records:
+        assert record.charged_to == CHARGED and record.cell == CELL
+    train_record = meter.records[-1]
+    assert train_record.count == 9
+    assert all(r.count == 2 for r in meter.records if r.phase == "validate")
+
+
+def test_epochs_consume_the_triples_each_time(tiny_encoder):
+    """Two epochs consume every triple twice; validation keeps its schedule across the epoch boundary."""
+    outcome, _ = run(tiny_encoder, scripted(*[0.1 * i for i in range(1, 20)]), epochs=2, validate_every=3)
+    assert outcome.examples_consumed == 2 * len(TRIPLES)
+    assert outcome.steps == 10
+    assert [p.step for p in outcome.curve] == [0, 3, 6, 9, 10]
+
+
+def test_best_validation_step_is_restored(tiny_model_dir, tiny_encoder):
+    """The encoder ends with the weights scored best (step 4 here), not the last ones."""
+    validation = scripted(0.1, 0.5, 0.3)  # steps 2, 4, 5
+    saved: list[dict[str, torch.Tensor]] = []
+    original = tiny_encoder.state_copy
+
+    def capture():
+        state = original()
+        saved.append(state)
+        return state
+
+    tiny_encoder.state_copy = capture
+    outcome, _ = run(tiny_encoder, validation)
+    assert [p.step for p in outcome.curve] == [0, 2, 4, 5]
+    assert [p.ndcg_at_10 for p in outcome.curve] == [0.25, 0.1, 0.5, 0.3]
+    assert (outcome.best_step, outcome.best_examples, outcome.best_validation) == (4, 8, 0.5)
+    assert outcome.best_elapsed_s == outcome.curve[2].elapsed_s
+    assert len(saved) == 2  # kept at step 2 (first best) and at step 4
+    final = original()
+    assert same_weights(saved[-1], validation.scored[1])  # what was kept is what scored 0.5
+    assert same_weights(final, validation.scored[1])
+    assert not same_weights(final, validation.scored[2])  # the last step's weights were dropped
+
+
+def test_initial_weights_are_not_a_candidate(tiny_encoder):
+    """Even when every trained checkpoint scores below the initial encoder, the best trained one is kept."""
+    initial_state = tiny_encoder.state_copy()
+    validation = scripted(0.2, 0.1, 0.05)
+    outcome, _ = run(tiny_encoder, validation, initial=0.9)
+    assert outcome.best_step == 2 and outcome.best_validation == 0.2
+    assert same_weights(tiny_encoder.state_copy(), validation.scored[0])
+    assert not same_weights(tiny_encoder.state_copy(), initial_state)
+
+
+def test_patience_stops_early(tiny_encoder):
+    """After `patience` validations without improvement training stops, with the best weights restored."""
+    validation = scripted(0.5, 0.4, 0.3, 0.2, 0.1)
+    outcome, meter = run(tiny_encoder, validation, validate_every=1, patience=2)
+    assert outcome.stopped_early
+    assert outcome.status == "ok"
+    assert outcome.steps == 3
+    assert outcome.examples_consumed == 6  # counted, not the budget's 10
+    assert [p.step for p in outcome.curve] == [0, 1, 2, 3]
+    assert outcome.best_step == 1
+    assert same_weights(tiny_encoder.state_copy(), validation.scored[0])
+    assert meter.records[-1].phase == "train" and meter.records[-1].count == 6
+
+
+def test_improvement_resets_patience(tiny_encoder):
+    """A new best resets the count: 2 misses, a best, 2 misses is not 'patience 3 exhausted'."""
+    validation = scripted(0.5, 0.4, 0.4, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1)
+    outcome, _ = run(tiny_encoder, validation, validate_every=1, patience=3, epochs=2)
+    assert outcome.steps == 7  # best at 4, then misses at 5, 6, 7
+    assert outcome.stopped_early
+    assert outcome.best_step == 4
+
+
+def test_patience_exhausted_on_the_last_step_is_not_early(tiny_encoder):
+    """Running out of patience exactly at the last step is a complete run, not an early stop."""
+    outcome, _ = run(tiny_encoder, scripted(0.5, 0.4), validate_every=4, patience=1, triples=TRIPLES[:8])
+    assert outcome.steps == 4 and not outcome.stopped_early
+
+
+class NaNAfter(SelfDistillation):
+    """Self-distillation whose loss turns NaN from the given (1-based) step on."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.nan_from = step
+        self.calls = 0
+
+    def loss(self, embeddings, batch):
+        self.calls += 1
+        loss = super().loss(embeddings, batch)
+        return loss * math.nan if self.calls >= self.nan_from else loss
+
+
+def test_non_finite_loss_stops_training(tiny_encoder):
+    """A NaN loss stops the regime with a status saying so; no NaN reaches the weights; phases are recorded."""
+    validation = scripted(0.3, 0.9)
+    outcome, meter = run(tiny_encoder, validation, regime=NaNAfter(3))
+    assert outcome.status.startswith("stopped: non-finite loss")
+    assert "step 3" in outcome.status
+    assert outcome.steps == 2 and outcome.examples_consumed == 4
+    assert [p.step for p in outcome.curve] == [0, 2]
+    assert len(validation.scored) == 1
+    state = tiny_encoder.state_copy()
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert same_weights(state, validation.scored[0])
+    phases = {r.phase: r for r in meter.records}
+    assert set(phases) == {"train", "validate"}
+    assert all(r.charged_to == CHARGED and r.cell == CELL for r in meter.records)
+    assert phases["train"].count == 4
+
+
+def test_non_finite_loss_on_the_first_step_keeps_the_initial_weights(tiny_encoder):
+    """With no finished step there is nothing to select: the encoder stays as it was."""
+    before = tiny_encoder.state_copy()
+    outcome, meter = run(tiny_encoder, scripted(), regime=NaNAfter(1))
+    assert outcome.status.startswith("stopped: non-finite loss")
+    assert outcome.steps == 0 and outcome.examples_consumed == 0
+    assert same_weights(tiny_encoder.state_copy(), before)
+    assert [r.phase for r in meter.records] == ["train"]
+    assert meter.records[0].charged_to == CHARGED
+
+
+def test_same_seed_same_weights(tiny_model_dir):
+    """Training is seeded: two fresh encoders trained alike end with identical weights."""
+    first, second = make_encoder(tiny_model_dir), make_encoder(tiny_model_dir)
+    run(first, scripted(0.1, 0.2, 0.3))
+    run(second, scripted(0.1, 0.2, 0.3))
+    assert same_weights(first.state_copy(), second.state_copy())
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf])
+def test_infinite_loss_also_stops(tiny_encoder, bad):
+    """Infinity is as non-finite as NaN."""
+
+    class Infinite(SelfDistillation):
+        def loss(self, embeddings, batch):
+            return super().loss(embeddings, batch) * 0 + bad
+
+    outcome, _ = run(tiny_encoder, scripted(), regime=Infinite())
+    assert outcome.status.startswith("stopped: non-finite loss")
+    assert outcome.steps == 0
