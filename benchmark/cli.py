@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--validation-depth",
         type=positive_int,
-        default=20,
-        help="BM25 candidates per validation query to re-rank (default: 20)",
+        default=10,
+        help="BM25 candidates per validation query to re-rank (default: 10)",
     )
     data.add_argument("--negatives-per-positive", type=positive_int, default=4)
     data.add_argument("--mining-depth", type=positive_int, default=100)

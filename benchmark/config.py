@@ -16,7 +16,7 @@ class DataConfig:
     dataset: str = "beir/scifact"
     evaluation: tuple[str, ...] = ()  # empty: the dataset's own test split
     validation_fraction: float = 0.1
-    validation_depth: int = 20
+    validation_depth: int = 10
     negatives_per_positive: int = 4
     mining_depth: int = 100
     max_train_triples: int | None = None

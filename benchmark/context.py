@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.data import Collection
-from benchmark.encoder import EncoderConfig
+from benchmark.encoder import BiEncoder, EncoderConfig
 from benchmark.measure import Meter
 from benchmark.triples import Triple
 
@@ -25,3 +25,4 @@ class RegimeContext:
     cache_dir: Path
     seed: int
     batch_size: int
+    encoder: BiEncoder | None = None  # holding the initial weights while the regime prepares

@@ -184,8 +184,14 @@ class BiEncoder(nn.Module):
     def identity(self) -> tuple:
         """Two encoders with the same identity embed every text the same way (while neither is being trained)."""
         c = self.config
-        return (str(Path(self.path).resolve()) if Path(self.path).exists() else self.path, self.pooling,
-                c.similarity, c.max_query_length, c.max_doc_length, self.precision)
+        return (
+            str(Path(self.path).resolve()) if Path(self.path).exists() else self.path,
+            self.pooling,
+            c.similarity,
+            c.max_query_length,
+            c.max_doc_length,
+            self.precision,
+        )
 
     @property
     def dimension(self) -> int:

@@ -4,6 +4,9 @@ format."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from ir_measures import RR, R, nDCG
 
 from benchmark.data import Collection
 from benchmark.encoder import BiEncoder
+from benchmark.measure import PhaseRecord
 from benchmark.progress import bar
 
 MEASURES = [nDCG @ 10, RR @ 10, R @ 100, R @ 1000]
@@ -72,7 +76,7 @@ class EvaluationEnvironment:
         self.cache_dir = cache_dir
         self.meter = meter
         self.work = work
-        self._indexes: dict[tuple, pyterrier_dr.FlexIndex] = {}
+        self._indexes: dict[tuple, pyterrier_dr.FlexIndex] = {}  # by encoder identity
         self._bm25 = None
 
     def bm25(self, depth: int) -> pt.Transformer:
@@ -85,17 +89,41 @@ class EvaluationEnvironment:
                 record.count = self.collection.document_count
         return self._bm25.retriever(depth)
 
-    def dense(self, encoder: BiEncoder, label: str | None = None) -> pt.Transformer:
+    def dense(self, encoder: BiEncoder, label: str | None = None, reusable: bool = False) -> pt.Transformer:
+        """``encoder >> FlexIndex retriever``. A ``reusable`` encoder (untrained weights: the initial encoder, a
+        teacher) is indexed once per corpus into the cache; later runs reuse that index and record the original
+        encoding cost, marked as reused."""
         key = encoder.identity
         if key not in self._indexes:
             label = label or encoder.config.model
-            path = self.work / f"index-{len(self._indexes)}"
-            with self.meter.phase("index", cell=label) as record:
-                total = self.collection.document_count
-                with bar(f"index {self.collection.name} with {label}", total=total) as advance:
-                    self._indexes[key] = build_index(encoder, self.collection, path, advance)
-                record.count = total
+            if reusable:
+                self._indexes[key] = self._cached_index(encoder, label)
+            else:
+                self._indexes[key] = self._build(encoder, label, self.work / f"index-{len(self._indexes)}")[0]
         return retriever(encoder, self._indexes[key])
+
+    def _build(self, encoder: BiEncoder, label: str, path: Path) -> tuple[pyterrier_dr.FlexIndex, PhaseRecord]:
+        with self.meter.phase("index", cell=label) as record:
+            total = self.collection.document_count
+            with bar(f"index {self.collection.name} with {label}", total=total) as advance:
+                index = build_index(encoder, self.collection, path, advance)
+            record.count = total
+        return index, record
+
+    def _cached_index(self, encoder: BiEncoder, label: str) -> pyterrier_dr.FlexIndex:
+        digest = hashlib.sha1(json.dumps([list(encoder.identity), self.collection.corpus_key]).encode()).hexdigest()
+        final = self.cache_dir / "flex" / digest[:16]
+        if (final / "phase.json").exists():
+            record = PhaseRecord(**{**json.loads((final / "phase.json").read_text()), "cell": label, "reused": True})
+            self.meter.records.append(record)
+            return pyterrier_dr.FlexIndex(str(final / "index"), verbose=False)
+        staging = final.parent / f".building-{digest[:16]}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        _, record = self._build(encoder, label, staging / "index")
+        (staging / "phase.json").write_text(json.dumps(record.row()))
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)  # atomic: a killed run leaves only a staging folder, never a half index
+        return pyterrier_dr.FlexIndex(str(final / "index"), verbose=False)
 
 
 def retriever(encoder: BiEncoder, index: pyterrier_dr.FlexIndex) -> pt.Transformer:

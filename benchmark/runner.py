@@ -257,6 +257,7 @@ def train_regime(
         cache_dir=config.cache_dir,
         seed=config.seed,
         batch_size=config.training.batch_size,
+        encoder=encoder,
     )
     regime.prepare(context)
     say(f"Training {label} on {len(triples)} triples")
@@ -291,7 +292,7 @@ def evaluate_collection(
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
     env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
-    systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial, INITIAL)}
+    systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial, INITIAL, reusable=True)}
     unevaluable: list[str] = []
     for regime_run in state.regime_runs:
         label = regime_run.regime.label

@@ -7,8 +7,6 @@ and a run that reuses them is still charged the measured cost of the original sc
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,12 +14,17 @@ import torch
 from torch import nn
 
 from benchmark.errors import UsageError
-from benchmark.files import read_json, write_json
-from benchmark.measure import PhaseRecord
 from benchmark.progress import say
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
-from regimes.teachers import DEFAULT_TEACHER, PairKey, ScoresFileTeacher, Teacher, TeacherInputs, parse_teacher
+from regimes.teachers import (
+    DEFAULT_TEACHER,
+    PairKey,
+    ScoresFileTeacher,
+    Teacher,
+    cached_teacher_scores,
+    parse_teacher,
+)
 
 CITATION = """@article{hofstaetter2020margin,
   title   = {Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation},
@@ -65,7 +68,8 @@ class MarginMSELoss(nn.Module):
             own[torch.arange(batch), torch.arange(batch)] = True  # d+_i is not its own negative
             own[torch.arange(batch), torch.arange(batch) + batch] = True  # d-_i is covered by the pair term
             error = (student_in_batch - teacher_in_batch_margins) ** 2
-            loss = loss + self.in_batch_weight * error[~own].mean()
+            if batch > 1:  # a batch of one triple has no other document
+                loss = loss + self.in_batch_weight * error[~own].mean()
         return loss
 
 
@@ -110,38 +114,25 @@ class TeacherDistillation(Regime):
             self.teacher.load(context.encoder_config)
             self.loaded = True
         pairs = self.pairs_needed(context.triples, context.batch_size)
-        key = hashlib.sha1(
-            json.dumps([self.teacher.fingerprint(context.encoder_config), context.collection.name, pairs]).encode()
-        ).hexdigest()[:16]
-        cache = context.cache_dir / "teacher-scores" / f"{key}.json"
-        if cache.exists():
-            cached = read_json(cache)
-            record = PhaseRecord(**{**cached["phase"], "charged_to": context.label, "cell": context.cell})
-            record.reused = True
-            context.meter.records.append(record)
-            scores = {(q, d): s for q, d, s in cached["scores"]}
-        else:
-            with context.meter.phase("teacher-scoring", charged_to=context.label, cell=context.cell) as record:
-                say(f"Scoring {len(pairs)} (query, document) pairs with teacher {self.teacher.spec}")
-                inputs = TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
-                scores = self.teacher.score_pairs(pairs, inputs)
-                record.count = len(pairs)
-            write_json(cache, {"teacher": self.teacher.spec, "phase": record.row(),
-                               "scores": [[q, d, s] for (q, d), s in scores.items()]})
+        scores = cached_teacher_scores(self.teacher, pairs, context)
         self.pair_scores = scores
         self.kept = [t for t in context.triples if self.scored(t)]
         dropped = len(context.triples) - len(self.kept)
         self.notes["teacher"] = self.teacher.spec
         self.notes["teacher_unscored_triples_dropped"] = dropped
         if dropped:
-            say(f"teacher-distillation: {dropped} of {len(context.triples)} budget triples have no teacher score "
-                "and are dropped from this regime's budget")
+            say(
+                f"teacher-distillation: {dropped} of {len(context.triples)} budget triples have no teacher score "
+                "and are dropped from this regime's budget"
+            )
         if not self.kept:
             raise UsageError("teacher-distillation: no budget triple has a teacher score; check the score file's ids")
 
     def scored(self, triple: Triple) -> bool:
         return (triple.query_id, triple.positive_id) in self.pair_scores and (
-            triple.query_id, triple.negative_id) in self.pair_scores
+            triple.query_id,
+            triple.negative_id,
+        ) in self.pair_scores
 
     # --- training ---------------------------------------------------------------------------------------
     def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -66,8 +67,12 @@ class Teacher(ABC):
     def fingerprint(self, encoder_config: EncoderConfig) -> str:
         """What the scores depend on besides the pairs: the spec, the lengths and precision, and the content of
         local files (a score file or a model folder edited in place must not reuse old scores)."""
-        parts = [self.spec, str(encoder_config.max_query_length), str(encoder_config.max_doc_length),
-                 encoder_config.precision]
+        parts = [
+            self.spec,
+            str(encoder_config.max_query_length),
+            str(encoder_config.max_doc_length),
+            encoder_config.precision,
+        ]
         path = Path(self.argument) if self.argument else None
         if path is not None and path.exists():
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -174,7 +179,7 @@ class BiEncoderTeacher(Teacher):
         return dict(zip(pairs, map(float, scores), strict=True))
 
     def system(self, env):
-        return env.dense(self.encoder)
+        return env.dense(self.encoder, f"teacher {self.spec}", reusable=True)
 
 
 class BM25Teacher(Teacher):
@@ -262,15 +267,23 @@ class EnsembleTeacher(Teacher):
         return {pair: float(np.mean(scores)) for pair, scores in fused.items() if len(scores) == len(self.members)}
 
     def system(self, env):
-        from pyterrier_alpha.fusion import PerQueryMaxMinScore
-
+        """CombSUM of the members' rankings, each min-max normalised per query first."""
         systems = [member.system(env) for member in self.members]
         if any(system is None for system in systems):
             return None
-        fused = systems[0] >> PerQueryMaxMinScore()
+        normalise = pt.apply.by_query(_min_max_frame, add_ranks=True)
+        fused = systems[0] >> normalise
         for system in systems[1:]:
-            fused = fused + (system >> PerQueryMaxMinScore())
+            fused = fused + (system >> normalise)
         return fused
+
+
+def _min_max_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One query's ranking with scores mapped to [0, 1] (pyterrier-alpha's PerQueryMaxMinScore, which fails to
+    import with this pyterrier-alpha release)."""
+    low, high = frame["score"].min(), frame["score"].max()
+    span = high - low
+    return frame.assign(score=(frame["score"] - low) / span if span > 0 else 0.5)
 
 
 def normalise_per_query(scores: dict[PairKey, float]) -> dict[PairKey, float]:
@@ -303,3 +316,35 @@ def parse_teacher(spec: str) -> Teacher:
     if kind == "bm25" and argument:
         raise UsageError(f"teacher bm25 takes no argument, got {spec!r}")
     return TEACHER_KINDS[kind](argument)
+
+
+def cached_teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: Any) -> dict[PairKey, float]:
+    """Score pairs in the phase ``teacher-scoring`` charged to the regime, or reuse an earlier run's scores.
+
+    The cache is keyed by the teacher's fingerprint, the dataset and the pairs; a reused entry is charged the
+    measured cost of the original scoring, marked as reused.
+    """
+    from benchmark.files import read_json, write_json
+    from benchmark.measure import PhaseRecord
+    from benchmark.progress import say
+
+    key = hashlib.sha1(
+        json.dumps([teacher.fingerprint(context.encoder_config), context.collection.name, list(pairs)]).encode()
+    ).hexdigest()[:16]
+    cache = context.cache_dir / "teacher-scores" / f"{key}.json"
+    if cache.exists():
+        cached = read_json(cache)
+        record = PhaseRecord(**{**cached["phase"], "charged_to": context.label, "cell": context.cell})
+        record.reused = True
+        context.meter.records.append(record)
+        return {(q, d): s for q, d, s in cached["scores"]}
+    with context.meter.phase("teacher-scoring", charged_to=context.label, cell=context.cell) as record:
+        say(f"Scoring {len(pairs)} (query, document) pairs with teacher {teacher.spec}")
+        scores = teacher.score_pairs(
+            pairs, TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
+        )
+        record.count = len(pairs)
+    write_json(
+        cache, {"teacher": teacher.spec, "phase": record.row(), "scores": [[q, d, s] for (q, d), s in scores.items()]}
+    )
+    return scores
