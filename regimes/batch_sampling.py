@@ -29,7 +29,7 @@ from benchmark.errors import UsageError
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teacher_distillation import MarginMSELoss
-from regimes.teachers import DEFAULT_TEACHER, PairKey, ScoresFileTeacher, Teacher, cached_teacher_scores, parse_teacher
+from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, cached_teacher_scores, has_score_file, parse_teacher
 
 CITATION = """@inproceedings{hofstaetter2021tasb,
   title     = {Efficiently Teaching an Effective Dense Retriever with Balanced Topic Aware Sampling},
@@ -94,12 +94,14 @@ def balanced_batches(
         bins = [by_cluster[cluster][b] for b in sorted(by_cluster[cluster])]
         for members in bins:
             rng.shuffle(members)
+        turn = 0  # the round-robin carries on across batches, so no bin is favoured at each batch's start
         while any(bins):
             batch: list[Triple] = []
             while len(batch) < batch_size and any(bins):
-                for members in bins:
-                    if members and len(batch) < batch_size:
-                        batch.append(members.pop())
+                members = bins[turn % len(bins)]
+                turn += 1
+                if members:
+                    batch.append(members.pop())
             batches.append(batch)
     rng.shuffle(batches)
     return batches
@@ -135,7 +137,7 @@ class BatchSampling(Regime):
         self.teacher: Teacher | None = None
         if settings["sampler"] == "tas-balanced":
             self.teacher = parse_teacher(settings["teacher"])
-            if settings["in_batch_weight"] > 0 and isinstance(self.teacher, ScoresFileTeacher):
+            if settings["in_batch_weight"] > 0 and has_score_file(self.teacher):
                 raise UsageError(
                     "regime batch-sampling: a score file has no scores for in-batch pairs; set in_batch_weight=0"
                 )
@@ -168,11 +170,13 @@ class BatchSampling(Regime):
         bin_of = self.margin_bins(margins)
         self.planned = balanced_batches(context.triples, cluster_of, bin_of, context.batch_size, context.seed)
         if self.settings["in_batch_weight"] > 0:
-            in_batch = set()
+            # rescore every pair the loss needs in one call, so per-query normalised teachers (ensembles) put a
+            # query's own and in-batch documents on one scale; both scorings are charged
+            needed = set(scores)
             for batch in self.planned:
                 docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-                in_batch.update((t.query_id, d) for t in batch for d in docs)
-            scores = {**scores, **cached_teacher_scores(self.teacher, sorted(in_batch - set(scores)), context)}
+                needed.update((t.query_id, d) for t in batch for d in docs)
+            scores = cached_teacher_scores(self.teacher, sorted(needed), context)
         self.pair_scores = scores
         self.notes.update(teacher=self.teacher.spec, clusters_used=len(set(cluster_of.values())))
 

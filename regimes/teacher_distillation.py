@@ -20,9 +20,9 @@ from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teachers import (
     DEFAULT_TEACHER,
     PairKey,
-    ScoresFileTeacher,
     Teacher,
     cached_teacher_scores,
+    has_score_file,
     parse_teacher,
 )
 
@@ -91,7 +91,7 @@ class TeacherDistillation(Regime):
         self.teacher: Teacher = parse_teacher(self.settings["teacher"])
         if self.settings["in_batch_weight"] < 0:
             raise UsageError("regime teacher-distillation: in_batch_weight must be >= 0")
-        if self.settings["in_batch_weight"] > 0 and _has_score_file(self.teacher):
+        if self.settings["in_batch_weight"] > 0 and has_score_file(self.teacher):
             raise UsageError(
                 "regime teacher-distillation: a score file has no scores for in-batch pairs; set in_batch_weight=0"
             )
@@ -156,9 +156,3 @@ class TeacherDistillation(Regime):
         system = self.teacher.system(env)
         name = f"teacher:{self.teacher.spec}"
         return {name: system}
-
-
-def _has_score_file(teacher: Teacher) -> bool:
-    if isinstance(teacher, ScoresFileTeacher):
-        return True
-    return any(_has_score_file(member) for member in getattr(teacher, "members", []))

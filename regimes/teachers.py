@@ -172,11 +172,14 @@ class BiEncoderTeacher(Teacher):
         self.encoder = BiEncoder(self.config)
 
     def score_pairs(self, pairs, inputs):
-        queries, docs = _texts(pairs, inputs)
-        query_vectors = self.encoder.encode(queries, "query")
-        doc_vectors = self.encoder.encode(docs, "doc")
-        scores = (query_vectors * doc_vectors).sum(axis=1)
-        return dict(zip(pairs, map(float, scores), strict=True))
+        """Each distinct query and document is encoded once, however many pairs it is in."""
+        query_ids = sorted({q for q, _ in pairs})
+        doc_ids = sorted({d for _, d in pairs})
+        query_vectors = self.encoder.encode([inputs.collection.queries[q] for q in query_ids], "query")
+        doc_vectors = self.encoder.encode(inputs.collection.document_texts(doc_ids), "doc")
+        query_row = {q: i for i, q in enumerate(query_ids)}
+        doc_row = {d: i for i, d in enumerate(doc_ids)}
+        return {(q, d): float(query_vectors[query_row[q]] @ doc_vectors[doc_row[d]]) for q, d in pairs}
 
     def system(self, env):
         return env.dense(self.encoder, f"teacher {self.spec}", reusable=True)
@@ -284,6 +287,13 @@ def _min_max_frame(frame: pd.DataFrame) -> pd.DataFrame:
     low, high = frame["score"].min(), frame["score"].max()
     span = high - low
     return frame.assign(score=(frame["score"] - low) / span if span > 0 else 0.5)
+
+
+def has_score_file(teacher: Teacher) -> bool:
+    """A score file, alone or in an ensemble, cannot score pairs outside its lines (e.g. in-batch pairs)."""
+    if isinstance(teacher, ScoresFileTeacher):
+        return True
+    return any(has_score_file(member) for member in getattr(teacher, "members", []))
 
 
 def normalise_per_query(scores: dict[PairKey, float]) -> dict[PairKey, float]:

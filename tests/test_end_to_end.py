@@ -32,7 +32,7 @@ def finished_run(ir_datasets_home, tmp_path_factory):
         "benchmark",
         "run",
         "--regimes",
-        "self-distillation",
+        "all",
         "--dataset",
         str(folder),
         "--data-fraction",
@@ -52,19 +52,30 @@ def finished_run(ir_datasets_home, tmp_path_factory):
     return base / "results" / "e2e", result
 
 
-def test_results_have_bm25_initial_and_regime_rows(finished_run):
+TEACHER = "teacher:ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2"
+REGIMES = ("self-distillation", "teacher-distillation", "batch-sampling")
+
+
+def test_results_have_bm25_initial_teacher_and_regime_rows(finished_run):
     directory, _ = finished_run
     rows = {row["system"]: row for row in read_csv(directory / "results.csv")}
-    assert set(rows) == {"bm25", "initial", "self-distillation"}
+    assert set(rows) == {"bm25", "initial", TEACHER, *REGIMES}
+    assert rows[TEACHER]["kind"] == "teacher"
     for row in rows.values():
         for measure in MEASURES:
             assert 0.0 <= float(row[measure]) <= 1.0
         assert row["queries"] == "20"
-    trained = rows["self-distillation"]
-    assert trained["status"] == "ok"
-    assert int(trained["examples_consumed"]) == int(trained["examples_budget"])
-    assert float(trained["charged_wall_s"]) > 0
-    assert trained["energy_mode"] in {"measured", "estimated"}
+    for regime in REGIMES:
+        trained = rows[regime]
+        assert trained["status"] == "ok", trained["status"]
+        assert int(trained["examples_consumed"]) == int(trained["examples_budget"])
+        assert float(trained["charged_wall_s"]) > 0
+        assert trained["energy_mode"] in {"measured", "estimated"}
+        assert trained["reference"] == "teacher-distillation"
+    assert float(rows["teacher-distillation"]["speedup_wall"]) == 1.0
+    assert float(rows["self-distillation"]["speedup_wall"]) == pytest.approx(
+        float(rows["teacher-distillation"]["charged_wall_s"]) / float(rows["self-distillation"]["charged_wall_s"])
+    )
 
 
 def test_budget_is_ceil_of_fraction_and_recorded(finished_run):
@@ -89,8 +100,12 @@ def test_every_phase_is_measured(finished_run):
         assert float(row["gpu_hours"]) == 0.0  # a CPU run
         assert float(row["energy_kwh"]) > 0
         assert float(row["peak_rss_mb"]) > 0
-    charged = {row["phase"] for row in phases if row["charged_to"] == "self-distillation"}
-    assert charged == {"train", "validate"}
+    def charged(regime: str) -> set[str]:
+        return {row["phase"] for row in phases if row["charged_to"] == regime}
+
+    assert charged("self-distillation") == {"train", "validate"}
+    assert charged("teacher-distillation") == {"teacher-scoring", "train", "validate"}
+    assert charged("batch-sampling") == {"cluster", "teacher-scoring", "train", "validate"}
 
 
 def test_curves_and_run_files(finished_run):
@@ -100,7 +115,7 @@ def test_curves_and_run_files(finished_run):
     assert int(curve[-1]["examples_seen"]) > 0
     assert all(0 <= float(row["ndcg_at_10"]) <= 1 for row in curve)
     run_files = sorted(p.name for p in (directory / "runs").rglob("*.res.gz"))
-    assert run_files == ["bm25.res.gz", "initial.res.gz", "self-distillation.res.gz"]
+    assert len(run_files) == 6 and "self-distillation.res.gz" in run_files and "bm25.res.gz" in run_files
 
 
 def test_trained_model_loads_in_sentence_transformers(finished_run):
@@ -116,7 +131,9 @@ def test_trained_model_loads_in_sentence_transformers(finished_run):
 def test_tables_are_printed(finished_run):
     _, result = finished_run
     assert "Effectiveness" in result.stdout and "Costs charged" in result.stdout
-    assert "self-distillation" in result.stdout
+    assert "speedup wall" in result.stdout
+    for regime in REGIMES:
+        assert regime in result.stdout
 
 
 def test_initial_encoder_matches_published_scifact_score(ir_datasets_home, tmp_path):

