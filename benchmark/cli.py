@@ -36,6 +36,27 @@ def fraction(text: str) -> float:
     return value
 
 
+def fractions(text: str) -> tuple[float, ...]:
+    """A comma-separated list of fractions in (0, 1], e.g. 0.135,0.25,0.5,1.0."""
+    values = tuple(fraction(part.strip()) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("no fraction given; give e.g. 0.135 or 0.135,0.25,0.5,1.0")
+    return tuple(dict.fromkeys(values))
+
+
+def seeds(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers; give e.g. 42 or 1,2,3") from None
+    if not values:
+        raise argparse.ArgumentTypeError("no seed given; give e.g. 42 or 1,2,3")
+    return tuple(dict.fromkeys(values))
+
+
+REPRODUCE_CURVE = (0.135, 0.25, 0.5, 1.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="benchmark", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -49,11 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--data-fraction",
-        type=fraction,
-        default=0.135,
-        help="share of the training triples every regime gets, in (0, 1] (default: 0.135)",
+        type=fractions,
+        default=(0.135,),
+        help="share(s) of the training triples every regime gets, in (0, 1]; a list such as 0.135,0.25,0.5,1.0 "
+        "trains each regime at each (default: 0.135)",
     )
-    what.add_argument("--seed", type=int, default=42)
+    add_shared_options(run)
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the paper's claims: self-distillation at 0.135 and the reference along a data-fraction curve",
+    )
+    reproduce.add_argument(
+        "--curve",
+        type=fractions,
+        default=REPRODUCE_CURVE,
+        help="fractions the reference is trained at (default: 0.135,0.25,0.5,1.0)",
+    )
+    reproduce.add_argument(
+        "--self-distillation-fractions",
+        type=fractions,
+        default=(0.135,),
+        help="fractions self-distillation is trained at (default: 0.135)",
+    )
+    add_shared_options(reproduce)
+    report = commands.add_parser("report", help="re-render tables, plots and report.md from a finished run")
+    report.add_argument("run_dir", type=Path, help="results/<run-id>")
+    report.add_argument("--tolerance", type=float, default=0.01)
+    return parser
+
+
+def add_shared_options(run: argparse.ArgumentParser) -> None:
+    what = run.add_argument_group("seeds, reference and claims")
+    what.add_argument("--seeds", "--seed", type=seeds, default=(42,), help="one seed or a list (default: 42)")
+    what.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="data efficiency: test nDCG@10 within this of the reference at fraction 1.0 (default: 0.01)",
+    )
     what.add_argument(
         "--reference",
         default="teacher-distillation",
@@ -115,7 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--country", default="USA", help="ISO 3166 alpha-3 code for codecarbon's carbon intensity")
     out.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
-    return parser
 
 
 def quiet_libraries() -> None:
@@ -123,7 +176,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore")
-    logging.disable(logging.INFO)  # ir_datasets resets its loggers to INFO; this caps every logger
+    logging.disable(logging.WARNING)  # ir_datasets resets its loggers to INFO; our own errors say what failed
     for name in ("ir_datasets", "codecarbon", "pyterrier", "transformers", "sentence_transformers", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import transformers
@@ -157,11 +210,19 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from benchmark.runner import run
     from benchmark.training import TrainingConfig
 
-    regimes = parse_regimes(args.regimes)
+    if args.command == "reproduce":
+        regimes = parse_regimes(f"self-distillation,{args.reference}")
+        by_regime = ((regimes[0].label, args.self_distillation_fractions), (regimes[1].label, args.curve))
+        fractions_all = tuple(sorted({*args.self_distillation_fractions, *args.curve}))
+    else:
+        regimes = parse_regimes(args.regimes)
+        by_regime, fractions_all = (), args.data_fraction
     config = RunConfig(
         regimes=tuple(regime.label for regime in regimes),
-        data_fraction=args.data_fraction,
-        seed=args.seed,
+        data_fractions=fractions_all,
+        fractions_by_regime=by_regime,
+        seeds=args.seeds,
+        tolerance=args.tolerance,
         data=DataConfig(
             dataset=args.dataset,
             evaluation=tuple(s.strip() for s in (args.eval or "").split(",") if s.strip()),
@@ -209,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         if args.command == "list":
             return list_regimes()
+        if args.command == "report":
+            from benchmark.claims_report import rerender
+
+            return rerender(args.run_dir, args.tolerance)
         return run_command(args, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

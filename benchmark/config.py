@@ -26,9 +26,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    regimes: tuple[str, ...]
-    data_fraction: float
-    seed: int = 42
+    regimes: tuple[str, ...]  # labels, as typed after --regimes
+    data_fractions: tuple[float, ...] = (0.135,)
+    seeds: tuple[int, ...] = (42,)
+    fractions_by_regime: tuple[tuple[str, tuple[float, ...]], ...] = ()  # presets: per-label fractions
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -36,11 +37,21 @@ class RunConfig:
     run_id: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "dense-regime-benchmark"
     reference: str = "teacher-distillation"
+    tolerance: float = 0.01
     country: str = "USA"
     energy: bool = True
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def fractions_for(self, label: str) -> tuple[float, ...]:
+        """The data fractions a regime is trained at: its own list in a preset, else --data-fraction's."""
+        return dict(self.fractions_by_regime).get(label, self.data_fractions)
+
+    @property
+    def is_grid(self) -> bool:
+        """More than one cell per regime: system names then carry the fraction and seed."""
+        return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in self.regimes)
 
 
 def split_regime_specs(text: str) -> list[str]:

@@ -85,7 +85,7 @@ def build(config, argv: list[str], state, started: float, eval_sets: list[str]) 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_s": time.time() - started,
         "config": config.as_dict(),
-        "seed": config.seed,
+        "seeds": list(config.seeds),
         "regimes": [
             {
                 "label": run.regime.label,

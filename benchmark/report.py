@@ -1,8 +1,14 @@
-"""Results rows and the rich tables a user reads: effectiveness with significance markers, and costs."""
+"""Results rows and the rich tables a user reads: effectiveness with significance markers, costs and speedups.
+
+Tables are rendered from rows (dicts, as in results.csv and phases.csv), so ``python -m benchmark report`` can
+re-render them from the saved files without training.
+"""
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 
 import pandas as pd
@@ -13,53 +19,56 @@ from benchmark.measure import PhaseRecord
 from benchmark.progress import console
 
 COST_FIELDS = ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg")
-
-
-def charged(records: Sequence[PhaseRecord], label: str) -> dict:
-    """Sum of every phase charged to a regime, with the energy mode (estimated wins over measured)."""
-    mine = [r for r in records if r.charged_to == label]
-    totals: dict = {f"charged_{name}": 0.0 for name in COST_FIELDS}
-    for record in mine:
-        for name in COST_FIELDS:
-            value = getattr(record, name)
-            if value is None:
-                totals[f"charged_{name}"] = math.nan
-            else:
-                totals[f"charged_{name}"] += value
-    modes = {r.energy_mode for r in mine}
-    totals["energy_mode"] = "estimated" if "estimated" in modes else (modes.pop() if len(modes) == 1 else "")
-    totals["charged_phases"] = "+".join(dict.fromkeys(r.phase for r in mine))
-    return totals
-
-
 SPEEDUP_FIELDS = {"wall": "wall_s", "gpu_hours": "gpu_hours", "energy": "energy_kwh"}
 
 
-def reference_run(state, reference: str):
-    """The regime run the speedups are measured against: matched by label first, then by name."""
-    for run in state.regime_runs:
-        if run.regime.label == reference:
-            return run
-    return next((run for run in state.regime_runs if run.regime.name == reference), None)
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def speedups(state, reference: str, label: str) -> dict:
+def charged(records: Sequence[PhaseRecord], cell: str) -> dict:
+    """Sum of every phase charged to one cell (regime x fraction x seed); estimated energy wins over measured."""
+    mine = [r for r in records if r.charged_to and r.cell == cell]
+    totals: dict = {f"charged_{name}": 0.0 for name in COST_FIELDS}
+    for record in mine:
+        for name in COST_FIELDS:
+            totals[f"charged_{name}"] += _float(getattr(record, name))
+    modes = {r.energy_mode for r in mine}
+    totals["energy_mode"] = "estimated" if "estimated" in modes else (modes.pop() if len(modes) == 1 else "")
+    totals["charged_phases"] = "+".join(dict.fromkeys(r.phase for r in mine))
+    totals["reused_phases"] = "+".join(dict.fromkeys(r.phase for r in mine if r.reused))
+    return totals
+
+
+def reference_run(runs, reference: str, fraction: float, seed: int):
+    """The reference regime's run (matched by label, then by name) at the same fraction and seed; where it was
+    not trained at that fraction, its run at the largest fraction with that seed (the paper's comparison)."""
+    mine = [r for r in runs if r.cell.seed == seed and r.regime.label == reference]
+    mine = mine or [r for r in runs if r.cell.seed == seed and r.regime.name == reference]
+    same = [r for r in mine if r.cell.fraction == fraction]
+    if same:
+        return same[0]
+    return max(mine, key=lambda r: r.cell.fraction, default=None)
+
+
+def speedups(mine: dict, theirs: dict | None) -> dict:
     """cost(reference) / cost(regime) for wall-clock, accelerator-hours and energy; NaN where undefined."""
-    ref = reference_run(state, reference)
-    out = {"reference": ref.regime.label if ref else f"{reference} (not in this run)"}
-    mine = charged(state.meter.records, label)
-    theirs = charged(state.meter.records, ref.regime.label) if ref else {}
+    out = {}
     for name, field in SPEEDUP_FIELDS.items():
-        numerator = theirs.get(f"charged_{field}", math.nan)
-        denominator = mine[f"charged_{field}"]
-        valid = denominator and not math.isnan(denominator) and not math.isnan(numerator) and numerator > 0
+        numerator = _float((theirs or {}).get(f"charged_{field}"))
+        denominator = _float(mine.get(f"charged_{field}"))
+        valid = denominator > 0 and numerator > 0
         out[f"speedup_{name}"] = numerator / denominator if valid else math.nan
     return out
 
 
 def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
     """One row per system x evaluation set, with effectiveness, significance, provenance and charged costs."""
-    runs = {run.regime.label: run for run in state.regime_runs}
+    runs = {run.system: run for run in state.regime_runs}
+    records = state.meter.records
     rows = []
     for table in tables:
         for _, row in table.iterrows():
@@ -79,11 +88,14 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
             if system in runs:
                 run = runs[system]
                 outcome = run.outcome
+                costs = charged(records, run.cell.id)
+                reference = reference_run(state.regime_runs, config.reference, run.cell.fraction, run.cell.seed)
                 result.update(
-                    regime=run.regime.name,
+                    regime=run.regime.label,
+                    regime_name=run.regime.name,
                     parameters=";".join(f"{k}={v}" for k, v in run.regime.settings.items()),
-                    data_fraction=config.data_fraction,
-                    seed=config.seed,
+                    data_fraction=run.cell.fraction,
+                    seed=run.cell.seed,
                     examples_budget=run.budget,
                     examples_consumed=outcome.examples_consumed,
                     steps=outcome.steps,
@@ -93,8 +105,9 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     best_validation_ndcg10=outcome.best_validation,
                     stopped_early=outcome.stopped_early,
                     status=outcome.status,
-                    **charged(state.meter.records, system),
-                    **speedups(state, config.reference, system),
+                    **costs,
+                    reference=reference.system if reference else f"{config.reference} (not in this run)",
+                    **speedups(costs, charged(records, reference.cell.id) if reference else None),
                     **run.regime.notes,
                 )
             else:
@@ -105,26 +118,59 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
 
 
 def _number(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    value = _float(value)
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _ratio(value) -> str:
+    value = _float(value)
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
         return "n/a"
-    return f"{value:.{digits}f}"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def group_over_seeds(results: Sequence[dict]) -> dict[tuple, list[dict]]:
+    """Rows of the same system at the same fraction on the same evaluation set, across seeds."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in results:
+        name = row.get("regime") or row["system"]
+        key = (row["eval_set"], name, _float(row.get("data_fraction")) if row.get("regime") else math.nan)
+        groups[key].append(row)
+    return groups
 
 
 def effectiveness_table(results: Sequence[dict]) -> Table:
-    table = Table(title="Effectiveness (pt.Experiment; + / - : paired t-test vs initial, Holm-corrected, p<0.05)")
-    for column in ("eval set", "system", *MEASURE_NAMES, "examples", "status"):
-        table.add_column(column, justify="right" if column in MEASURE_NAMES or column == "examples" else "left")
-    for row in results:
-        measures = [f"{_number(row[m])}{row[f'{m} sig']}" for m in MEASURE_NAMES]
-        examples = str(row.get("examples_consumed", "")) if row["kind"] == "regime" else ""
-        table.add_row(row["eval_set"], row["system"], *measures, examples, row.get("status", ""))
+    seeds = {row.get("seed") for row in results if row.get("regime")}
+    over = f"; mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else ""
+    table = Table(
+        title=f"Effectiveness (pt.Experiment; + / - : paired t-test vs initial, Holm-corrected, p<0.05{over})"
+    )
+    for column in ("eval set", "system", "fraction", *MEASURE_NAMES, "examples", "status"):
+        table.add_column(column, justify="right" if column in (*MEASURE_NAMES, "examples", "fraction") else "left")
+    for (eval_set, name, fraction), rows in group_over_seeds(results).items():
+        cells = []
+        for measure in MEASURE_NAMES:
+            marks = "".join(sorted({row.get(f"{measure} sig") or "" for row in rows}))
+            cells.append(_mean_std([_float(row[measure]) for row in rows], 4) + marks)
+        examples = _mean_std([_float(row.get("examples_consumed")) for row in rows], 0) if rows[0].get("regime") else ""
+        statuses = "; ".join(dict.fromkeys(str(row.get("status", "")) for row in rows))
+        table.add_row(eval_set, name, "" if math.isnan(fraction) else f"{fraction:g}", *cells, examples, statuses)
     return table
 
 
-def cost_table(records: Sequence[PhaseRecord], state) -> Table:
-    table = Table(title="Costs charged to each regime (its preparation, training and validation)")
-    for column in (
+def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) -> Table:
+    title = f"Costs charged to each regime (its preparation, training and validation); speedup = {reference} / regime"
+    table = Table(title=title)
+    columns = (
         "regime",
+        "fraction",
         "phases",
         "wall s",
         "to best s",
@@ -133,42 +179,61 @@ def cost_table(records: Sequence[PhaseRecord], state) -> Table:
         "energy kWh",
         "CO2 kg",
         "energy",
-    ):
+        "speedup wall",
+        "speedup GPU h",
+        "speedup energy",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("regime", "phases", "energy") else "right")
-    for run in state.regime_runs:
-        totals = charged(records, run.regime.label)
+    first_eval = results[0]["eval_set"] if results else None
+    regime_rows = [row for row in results if row.get("regime") and row["eval_set"] == first_eval]
+    for (_, name, fraction), rows in group_over_seeds(regime_rows).items():
+
+        def cell(field: str, digits: int, rows=rows) -> str:
+            return _mean_std([_float(row.get(field)) for row in rows], digits)
+
+        def ratio(field: str, rows=rows) -> str:
+            values = [_float(row.get(field)) for row in rows if not math.isnan(_float(row.get(field)))]
+            return _ratio(statistics.mean(values)) if values else "n/a"
+
+        phases_text = rows[0].get("charged_phases", "")
+        if rows[0].get("reused_phases"):
+            phases_text += f" (reused: {rows[0]['reused_phases']})"
         table.add_row(
-            run.regime.label,
-            totals["charged_phases"],
-            _number(totals["charged_wall_s"], 1),
-            _number(run.outcome.best_elapsed_s, 1),
-            _number(totals["charged_cpu_s"], 1),
-            _number(totals["charged_gpu_hours"], 5),
-            _number(totals["charged_energy_kwh"], 6),
-            _number(totals["charged_co2_kg"], 6),
-            totals["energy_mode"] or "not measured",
-            *(_ratio(value) for value in list(speedups(state, state.reference, run.regime.label).values())[1:]),
+            name,
+            f"{fraction:g}",
+            phases_text,
+            cell("charged_wall_s", 1),
+            cell("train_wall_to_best_s", 1),
+            cell("charged_cpu_s", 1),
+            cell("charged_gpu_hours", 5),
+            cell("charged_energy_kwh", 6),
+            cell("charged_co2_kg", 6),
+            rows[0].get("energy_mode") or "not measured",
+            ratio("speedup_wall"),
+            ratio("speedup_gpu_hours"),
+            ratio("speedup_energy"),
         )
-    shared = [r for r in records if not r.charged_to]
+    shared = [p for p in phases if not p.get("charged_to")]
     if shared:
         table.add_row(
             "(shared, charged to none)",
-            "+".join(dict.fromkeys(r.phase for r in shared)),
-            _number(sum(r.wall_s for r in shared), 1),
             "",
-            _number(sum(r.cpu_s for r in shared), 1),
-            _number(sum(r.gpu_hours for r in shared), 5),
-            _number(sum(r.energy_kwh or 0.0 for r in shared), 6),
-            _number(sum(r.co2_kg or 0.0 for r in shared), 6),
+            "+".join(dict.fromkeys(p["phase"] for p in shared)),
+            _number(sum(_float(p["wall_s"]) for p in shared), 1),
+            "",
+            _number(sum(_float(p["cpu_s"]) for p in shared), 1),
+            _number(sum(_float(p["gpu_hours"]) for p in shared), 5),
+            _number(sum(0.0 if math.isnan(_float(p["energy_kwh"])) else _float(p["energy_kwh"]) for p in shared), 6),
+            _number(sum(0.0 if math.isnan(_float(p["co2_kg"])) else _float(p["co2_kg"]) for p in shared), 6),
+            "",
+            "",
+            "",
             "",
         )
     return table
 
 
-def _ratio(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}x"
-
-
-def print_tables(results: Sequence[dict], records: Sequence[PhaseRecord], state) -> None:
+def print_tables(results: Sequence[dict], phases: Sequence[dict], reference: str) -> None:
     console.print(effectiveness_table(results))
-    console.print(cost_table(records, state))
+    console.print(cost_table(results, phases, reference))

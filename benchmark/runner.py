@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmark import evaluation, manifest, report
+from benchmark import claims_report, evaluation, manifest, report
 from benchmark.bm25 import BM25Index, mine_triples
-from benchmark.budget import Split, budget_size, split_validation
+from benchmark.budget import Split, split_validation
 from benchmark.config import RunConfig
 from benchmark.context import RegimeContext
 from benchmark.data import Collection, default_evaluation, evaluation_collection, training_collection
 from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
-from benchmark.files import read_json, write_csv, write_json
+from benchmark.files import read_json, write_atomic, write_csv, write_json
 from benchmark.measure import Meter, PhaseRecord
 from benchmark.progress import bar, say
 from benchmark.training import TrainingOutcome, train
@@ -36,11 +36,33 @@ BM25 = "bm25"
 
 
 @dataclass
-class RegimeRun:
+class Cell:
+    """One training run of the grid: a regime at a data fraction with a seed."""
+
     regime: Regime
+    fraction: float
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.regime.label}|f={self.fraction}|seed={self.seed}"
+
+    def system_name(self, grid: bool) -> str:
+        """The row name in the results: the regime's label, with fraction and seed when the run is a grid."""
+        return f"{self.regime.label} f={self.fraction} seed={self.seed}" if grid else self.regime.label
+
+
+@dataclass
+class RegimeRun:
+    cell: Cell
+    system: str
     budget: int
     outcome: TrainingOutcome
     model_dir: Path
+
+    @property
+    def regime(self) -> Regime:
+        return self.cell.regime
 
 
 @dataclass
@@ -112,11 +134,11 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
 
 
 def validation_set(
-    collection: Collection, split: Split, triples: Sequence[Triple], config: RunConfig, meter: Meter
+    collection: Collection, split: Split, triples: Sequence[Triple], config: RunConfig, meter: Meter, seed: int
 ) -> ValidationSet:
     """Held-out queries with a pool of BM25 top-k plus their positives (from qrels, or from their triples)."""
     query_ids = split.validation_queries[: config.data.max_validation_queries]
-    with meter.phase("prepare-validation") as record:
+    with meter.phase("prepare-validation", cell=f"seed={seed}") as record:
         qrels = {q: dict(collection.qrels.get(q, {})) for q in query_ids}
         for triple in triples:
             if triple.query_id in qrels and not collection.qrels:
@@ -168,47 +190,42 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                 _ = train_collection.qrels, train_collection.queries
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
         triples, triples_note = mined_triples(train_collection, config, meter)
-        split = split_validation(triples, config.data.validation_fraction, config.seed)
-        budget = budget_size(config.data_fraction, len(split.ordered_triples))
-        if budget < 1:
-            raise UsageError("the data budget is empty; raise --data-fraction")
-        validation = validation_set(train_collection, split, triples, config, meter)
-        state.notes.update(
-            triples=triples_note,
-            training_triples=len(split.ordered_triples),
-            validation_queries=len(validation.queries),
-            validation=validation.description,
-            budget=budget,
-        )
-        say(
-            f"{len(split.ordered_triples)} training triples from {len(split.training_queries)} queries; "
-            f"budget {budget} (ceil({config.data_fraction} x {len(split.ordered_triples)})); "
-            f"{len(validation.queries)} validation queries held out"
-        )
-
-        with meter.phase("validate", cell=INITIAL) as record:
-            initial_validation = validation.score(initial)
-            record.count = len(validation.queries)
-        say(f"Initial encoder: validation nDCG@10 {initial_validation:.4f}")
-
+        state.notes["triples"] = triples_note
         texts = text_lookup(train_collection)
-        for regime in regimes:
-            state.regime_runs.append(
-                train_regime(
-                    regime,
-                    initial,
-                    initial_state,
-                    split,
-                    budget,
-                    texts,
-                    validation,
-                    initial_validation,
-                    train_collection,
-                    config,
-                    meter,
-                    directory,
-                )
+        for seed in config.seeds:
+            split = split_validation(triples, config.data.validation_fraction, seed)
+            validation = validation_set(train_collection, split, triples, config, meter, seed)
+            state.notes.update(
+                training_triples=len(split.ordered_triples),
+                validation_queries=len(validation.queries),
+                validation=validation.description,
             )
+            say(
+                f"seed {seed}: {len(split.ordered_triples)} training triples from {len(split.training_queries)} "
+                f"queries; {len(validation.queries)} validation queries held out"
+            )
+            with meter.phase("validate", cell=f"{INITIAL}|seed={seed}") as record:
+                initial_validation = validation.score(initial)
+                record.count = len(validation.queries)
+            say(f"Initial encoder: validation nDCG@10 {initial_validation:.4f}")
+            for regime in regimes:
+                for fraction in config.fractions_for(regime.label):
+                    cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
+                    state.regime_runs.append(
+                        train_regime(
+                            cell,
+                            initial,
+                            initial_state,
+                            split,
+                            texts,
+                            validation,
+                            initial_validation,
+                            train_collection,
+                            config,
+                            meter,
+                            directory,
+                        )
+                    )
         initial.load_state(initial_state)
 
         tables = []
@@ -216,7 +233,8 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             tables.append(evaluate_collection(collection, initial, state, config, meter, work))
         results = report.result_rows(tables, state, config)
         write_outputs(state, results, config, argv, started, eval_collections)
-        report.print_tables(results, meter.records, state)
+        report.print_tables(results, [record.row() for record in meter.records], config.reference)
+        claims_report.render(directory, config.tolerance)
         say(f"Results in {directory}")
     except UsageError:
         if not (directory / "results.csv").exists():
@@ -229,11 +247,10 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
 
 
 def train_regime(
-    regime: Regime,
+    cell: Cell,
     encoder: BiEncoder,
     initial_state: dict,
     split: Split,
-    budget: int,
     texts,
     validation: ValidationSet,
     initial_validation: float,
@@ -242,26 +259,30 @@ def train_regime(
     meter: Meter,
     directory: Path,
 ) -> RegimeRun:
-    """Train one regime from the initial weights on its budget and save its selected checkpoint."""
-    label = regime.label
-    cell = f"{label}|f={config.data_fraction}|seed={config.seed}"
-    triples = split.budget(config.data_fraction)
+    """Train one cell (regime x fraction x seed) from the initial weights and save its selected checkpoint."""
+    regime, label = cell.regime, cell.regime.label
+    triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
     context = RegimeContext(
         label=label,
-        cell=cell,
+        cell=cell.id,
         collection=collection,
         triples=triples,
         encoder_config=config.encoder,
         meter=meter,
         cache_dir=config.cache_dir,
-        seed=config.seed,
+        seed=cell.seed,
         batch_size=config.training.batch_size,
         encoder=encoder,
     )
     regime.prepare(context)
-    say(f"Training {label} on {len(triples)} triples")
-    with bar(f"train {label}", total=len(triples) * config.training.epochs) as advance:
+    say(
+        f"Training {label} (fraction {cell.fraction}, seed {cell.seed}) on {len(triples)} triples "
+        f"(ceil({cell.fraction} x {len(split.ordered_triples)}))"
+    )
+    with bar(
+        f"train {label} f={cell.fraction} seed={cell.seed}", total=len(triples) * config.training.epochs
+    ) as advance:
         outcome = train(
             encoder,
             regime,
@@ -272,17 +293,18 @@ def train_regime(
             config.training,
             meter,
             charged_to=label,
-            cell=cell,
-            seed=config.seed,
+            cell=cell.id,
+            seed=cell.seed,
             on_step=advance,
         )
     say(
         f"{label}: {outcome.examples_consumed} examples in {outcome.steps} steps; best validation nDCG@10 "
         f"{outcome.best_validation:.4f} at step {outcome.best_step}; {outcome.status}"
     )
-    model_dir = directory / "models" / evaluation.safe_name(label)
+    system = cell.system_name(config.is_grid)
+    model_dir = directory / "models" / evaluation.safe_name(system)
     encoder.save(model_dir)
-    return RegimeRun(regime=regime, budget=budget, outcome=outcome, model_dir=model_dir)
+    return RegimeRun(cell=cell, system=system, budget=len(triples), outcome=outcome, model_dir=model_dir)
 
 
 def evaluate_collection(
@@ -295,7 +317,7 @@ def evaluate_collection(
     systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial, INITIAL, reusable=True)}
     unevaluable: list[str] = []
     for regime_run in state.regime_runs:
-        label = regime_run.regime.label
+        label = regime_run.system
         systems[label] = env.dense(BiEncoder(config.encoder, str(regime_run.model_dir)), label)
         for extra, system in regime_run.regime.evaluation_systems(env).items():
             if system is None:
@@ -304,7 +326,10 @@ def evaluate_collection(
                 systems.setdefault(extra, system)
     with meter.phase("evaluate", cell=collection.name) as record:
         say(f"Evaluating {len(systems)} systems on {collection.name} ({len(topics)} queries)")
-        table = evaluation.experiment(systems, topics, qrels, INITIAL, state.directory / "runs" / name)
+        run_dir = state.directory / "runs" / name
+        table = evaluation.experiment(systems, topics, qrels, INITIAL, run_dir)
+        write_atomic(run_dir / "topics.tsv", topics.to_csv(sep="\t", index=False))
+        write_atomic(run_dir / "qrels.tsv", qrels.to_csv(sep="\t", index=False))
         record.count = len(topics)
     for extra in dict.fromkeys(unevaluable):
         table.loc[len(table), ["system", "status"]] = [extra, "cannot be evaluated as a retrieval system"]
@@ -320,8 +345,8 @@ def write_outputs(state, results, config, argv, started, eval_collections) -> No
     curves = [
         {
             "regime": run.regime.label,
-            "data_fraction": config.data_fraction,
-            "seed": config.seed,
+            "data_fraction": run.cell.fraction,
+            "seed": run.cell.seed,
             **vars(point),
         }
         for run in state.regime_runs

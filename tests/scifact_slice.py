@@ -8,15 +8,17 @@ from pathlib import Path
 import ir_datasets
 
 
-def write_scifact_slice(folder: Path, train_queries: int = 60, test_queries: int = 20, other_docs: int = 300) -> Path:
-    """Judged documents of the first queries of each split, plus the first ``other_docs`` of the corpus."""
+def write_scifact_slice(
+    folder: Path, train_queries: int = 60, test_queries: int = 20, other_docs: int = 300, skip: int = 0
+) -> Path:
+    """Judged documents of the first queries of each split (after ``skip``), plus the first ``other_docs``."""
     splits = {"train": train_queries, "test": test_queries}
     qrels: dict[str, list[tuple[str, str, int]]] = {}
     query_ids: set[str] = set()
     for split, limit in splits.items():
         dataset = ir_datasets.load(f"beir/scifact/{split}")
         rows = list(dataset.qrels_iter())
-        chosen = sorted({r.query_id for r in rows}, key=int)[:limit]
+        chosen = sorted({r.query_id for r in rows}, key=int)[skip : skip + limit]
         qrels[split] = [(r.query_id, r.doc_id, r.relevance) for r in rows if r.query_id in set(chosen)]
         query_ids.update(chosen)
     judged = {doc for rows in qrels.values() for _, doc, _ in rows}

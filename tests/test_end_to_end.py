@@ -26,6 +26,7 @@ def finished_run(ir_datasets_home, tmp_path_factory):
     """One run of the CLI on a SciFact slice: 60 training queries, 20 test queries, about 350 documents."""
     base = tmp_path_factory.mktemp("e2e")
     folder = write_scifact_slice(base / "scifact-slice")
+    other = write_scifact_slice(base / "other-slice", train_queries=0, test_queries=15, other_docs=100, skip=40)
     command = [
         sys.executable,
         "-m",
@@ -35,6 +36,8 @@ def finished_run(ir_datasets_home, tmp_path_factory):
         "all",
         "--dataset",
         str(folder),
+        "--eval",
+        f"{folder},{other}",
         "--data-fraction",
         "0.5",
         "--validate-every",
@@ -58,13 +61,18 @@ REGIMES = ("self-distillation", "teacher-distillation", "batch-sampling")
 
 def test_results_have_bm25_initial_teacher_and_regime_rows(finished_run):
     directory, _ = finished_run
-    rows = {row["system"]: row for row in read_csv(directory / "results.csv")}
+    everything = read_csv(directory / "results.csv")
+    assert {row["eval_set"] for row in everything} == {
+        f"{directory.parent.parent}/scifact-slice:test",
+        f"{directory.parent.parent}/other-slice:test",
+    }
+    rows = {row["system"]: row for row in everything if row["eval_set"].endswith("scifact-slice:test")}
     assert set(rows) == {"bm25", "initial", TEACHER, *REGIMES}
     assert rows[TEACHER]["kind"] == "teacher"
     for row in rows.values():
         for measure in MEASURES:
             assert 0.0 <= float(row[measure]) <= 1.0
-        assert row["queries"] == "20"
+        assert row["queries"] == "20"  # the training slice's test split
     for regime in REGIMES:
         trained = rows[regime]
         assert trained["status"] == "ok", trained["status"]
@@ -84,7 +92,7 @@ def test_budget_is_ceil_of_fraction_and_recorded(finished_run):
     total = manifest["data"]["training_triples"]
     rows = {row["system"]: row for row in read_csv(directory / "results.csv")}
     assert int(rows["self-distillation"]["examples_consumed"]) == math.ceil(0.5 * total)
-    assert manifest["config"]["data_fraction"] == 0.5
+    assert manifest["config"]["data_fractions"] == [0.5]
     assert "re-rank" in manifest["validation"]
     assert manifest["versions"]["torch"].startswith("2.")
     assert manifest["hardware"]["cpu_cores"] >= 1
@@ -100,6 +108,7 @@ def test_every_phase_is_measured(finished_run):
         assert float(row["gpu_hours"]) == 0.0  # a CPU run
         assert float(row["energy_kwh"]) > 0
         assert float(row["peak_rss_mb"]) > 0
+
     def charged(regime: str) -> set[str]:
         return {row["phase"] for row in phases if row["charged_to"] == regime}
 
@@ -115,7 +124,7 @@ def test_curves_and_run_files(finished_run):
     assert int(curve[-1]["examples_seen"]) > 0
     assert all(0 <= float(row["ndcg_at_10"]) <= 1 for row in curve)
     run_files = sorted(p.name for p in (directory / "runs").rglob("*.res.gz"))
-    assert len(run_files) == 6 and "self-distillation.res.gz" in run_files and "bm25.res.gz" in run_files
+    assert len(run_files) == 12 and "self-distillation.res.gz" in run_files and "bm25.res.gz" in run_files
 
 
 def test_trained_model_loads_in_sentence_transformers(finished_run):
@@ -126,6 +135,22 @@ def test_trained_model_loads_in_sentence_transformers(finished_run):
     vector = model.encode(["a claim about biomaterials"])
     assert vector.shape == (1, 384)
     assert abs(float((vector**2).sum()) - 1.0) < 1e-4  # cosine: the Normalize module was saved
+
+
+def test_report_and_plots_are_written_and_rerendered(finished_run):
+    """report.md carries both verdicts and links the plots; `report` re-renders the same tables from the files."""
+    directory, result = finished_run
+    report = (directory / "report.md").read_text()
+    assert "Claim 1" in report and "Claim 2" in report
+    for picture in ("validation-over-time.png", "effectiveness-over-fraction.png", "cost-by-phase.png"):
+        assert (directory / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({picture})" in report
+    again = subprocess.run(
+        [sys.executable, "-m", "benchmark", "report", str(directory)], capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    first = result.stdout[result.stdout.index("Effectiveness") :]
+    assert again.stdout.strip() == first.strip()
 
 
 def test_tables_are_printed(finished_run):

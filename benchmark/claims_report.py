@@ -1,0 +1,234 @@
+"""report.md: the paper's two claims tested on a run, with the numbers, the test and the costs on each side.
+
+Written at the end of every run and re-rendered by ``python -m benchmark report results/<run-id>`` from the saved
+files alone (results.csv, phases.csv, curves.csv, manifest.json, the run files and the qrels beside them).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark import claims, plots, report
+from benchmark.errors import UsageError
+from benchmark.evaluation import safe_name
+from benchmark.files import read_json, write_atomic
+
+SELF = "self-distillation"
+PAPER_FRACTION = 0.135
+PAPER_SPEEDUP = (3.0, 15.0)
+
+
+def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    needed = ["results.csv", "phases.csv", "curves.csv", "manifest.json"]
+    missing = [name for name in needed if not (run_dir / name).exists()]
+    if missing:
+        raise UsageError(f"{run_dir} is not a finished run ({', '.join(missing)} missing); name results/<run-id>")
+    results = pd.read_csv(run_dir / "results.csv", dtype={"system": str, "eval_set": str})
+    phases = pd.read_csv(run_dir / "phases.csv", keep_default_na=False)
+    curves = pd.read_csv(run_dir / "curves.csv")
+    return results, phases, curves, read_json(run_dir / "manifest.json")
+
+
+def significance(run_dir: Path, results: pd.DataFrame, reference: str) -> dict:
+    """Paired t-tests (pt.Experiment, Holm) of each regime's fractions against the reference at 1.0, first seed."""
+    out: dict[tuple[str, str], dict[float, float]] = {}
+    regimes = results[results["kind"] == "regime"]
+    for eval_set, rows in regimes.groupby("eval_set"):
+        folder = run_dir / "runs" / safe_name(eval_set)
+        if not (folder / "qrels.tsv").exists():
+            continue
+        seed = rows["seed"].min()
+        rows = rows[rows["seed"] == seed]
+        baseline = rows[(rows["regime"] == reference) & (rows["data_fraction"] == 1.0)]
+        if baseline.empty:
+            continue
+        qrels = pd.read_csv(folder / "qrels.tsv", sep="\t", dtype=str).astype({"label": int})
+        topics = pd.read_csv(folder / "topics.tsv", sep="\t", dtype=str)
+        for regime, mine in rows[rows["regime"] != reference].groupby("regime"):
+            systems = list(mine.sort_values("data_fraction")["system"])
+            p_values = claims.paired_tests(run_dir, eval_set, baseline["system"].iloc[0], systems, qrels, topics)
+            out[(regime, eval_set)] = {
+                float(f): p_values.get(name, math.nan)
+                for f, name in zip(mine["data_fraction"], mine["system"], strict=True)
+            }
+    return out
+
+
+def _cell(results: pd.DataFrame, regime: str, fraction: float) -> pd.DataFrame:
+    rows = results[(results["regime"] == regime) & (results["data_fraction"] == fraction)]
+    return rows[rows["eval_set"] == rows["eval_set"].iloc[0]] if not rows.empty else rows
+
+
+def _phases_text(phases: pd.DataFrame, regime_rows: pd.DataFrame) -> str:
+    cells = {f"{r['regime']}|f={float(r['data_fraction'])}|seed={int(r['seed'])}" for _, r in regime_rows.iterrows()}
+    mine = phases[(phases["cell"].isin(cells)) & (phases["charged_to"] != "")]
+    parts = []
+    for phase, rows in mine.groupby("phase", sort=False):
+        reused = " (reused from cache: original cost)" if rows["reused"].astype(str).eq("True").any() else ""
+        parts.append(f"{phase} {rows['wall_s'].astype(float).sum():.1f} s{reused}")
+    return ", ".join(parts) or "none"
+
+
+def verdicts(results, phases, curves, manifest, tolerance, p_values) -> list[str]:
+    reference = manifest["config"]["reference"]
+    lines = ["## Verdicts", ""]
+    mine, theirs = _cell(results, SELF, PAPER_FRACTION), _cell(results, reference, 1.0)
+    # Claim 1: effectiveness with 13.5% of the data
+    lines.append(f"### Claim 1: {SELF} at {PAPER_FRACTION} of the data matches {reference} at 1.0")
+    lines.append("")
+    if mine.empty or theirs.empty:
+        need = [f"{SELF} at {PAPER_FRACTION}"] * mine.empty + [f"{reference} at 1.0"] * theirs.empty
+        lines += [f"**Not testable in this run**: it lacks {' and '.join(need)} (`python -m benchmark reproduce`).", ""]
+    else:
+        for eval_set in sorted(results[results["kind"] == "regime"]["eval_set"].unique()):
+            a = claims.mean_ndcg(results, SELF, PAPER_FRACTION, eval_set)
+            b = claims.mean_ndcg(results, reference, 1.0, eval_set)
+            p = p_values.get((SELF, eval_set), {}).get(PAPER_FRACTION, math.nan)
+            significantly_worse = not math.isnan(p) and p < 0.05 and a < b
+            supported = a >= b - tolerance and not significantly_worse
+            verdict = "**supported**" if supported else "**not supported**"
+            lines.append(
+                f"- {eval_set}: {verdict}. nDCG@10 {a:.4f} vs {b:.4f} (difference {a - b:+.4f}; tolerance "
+                f"{tolerance}); paired t-test through pt.Experiment, Holm-corrected over {SELF}'s fractions, "
+                f"p = {p:.4g}{' (significantly worse)' if significantly_worse else ''}."
+            )
+        lines += [
+            "",
+            "Rule: supported when the mean test nDCG@10 is at most the tolerance below the reference and "
+            "the paired t-test does not find it significantly worse at 0.05.",
+            "",
+        ]
+    # Claim 2: speed
+    lines.append(f"### Claim 2: {SELF} trains {PAPER_SPEEDUP[0]:g}x to {PAPER_SPEEDUP[1]:g}x faster")
+    lines.append("")
+    if mine.empty or theirs.empty:
+        lines += ["**Not testable in this run** (same cells as claim 1 needed).", ""]
+    else:
+        own = mine["charged_wall_s"].astype(float).mean()
+        ref = theirs["charged_wall_s"].astype(float).mean()
+        speedup = ref / own if own > 0 else math.nan
+        verdict = "**supported**" if speedup >= PAPER_SPEEDUP[0] else "**not supported**"
+        energy = theirs["charged_energy_kwh"].astype(float).mean() / mine["charged_energy_kwh"].astype(float).mean()
+        lines += [
+            f"{verdict}: charged wall-clock {ref:.1f} s ({reference} at 1.0) / {own:.1f} s ({SELF} at "
+            f"{PAPER_FRACTION}) = **{speedup:.2f}x** (energy {energy:.2f}x, {mine['energy_mode'].iloc[0]}).",
+            "",
+            f"- Counted for {SELF} at {PAPER_FRACTION}: {_phases_text(phases, mine)}.",
+            f"- Counted for {reference} at 1.0: {_phases_text(phases, theirs)}.",
+            "- Not counted on either side: shared data preparation, BM25 mining, the initial encoder's validation, "
+            "corpus indexing and evaluation.",
+            "",
+        ]
+        ttt = [
+            t
+            for t in claims.time_to_target(curves, reference)
+            if t.regime == SELF and t.data_fraction == PAPER_FRACTION
+        ]
+        for t in ttt:
+            if t.reached:
+                lines.append(
+                    f"- Time-to-target (seed {t.seed}): {SELF} reached the reference's best validation nDCG@10 "
+                    f"{t.target:.4f} after {t.wall_s:.1f} s of training ({t.examples} examples); the reference needed "
+                    f"{t.reference_wall_to_best_s:.1f} s: {t.speedup:.2f}x (training time only)."
+                )
+            else:
+                lines.append(
+                    f"- Time-to-target (seed {t.seed}): {SELF} did not reach the reference's best validation "
+                    f"nDCG@10 {t.target:.4f}."
+                )
+        lines += ["", f"Rule: supported when the charged wall-clock speedup is at least {PAPER_SPEEDUP[0]:g}x.", ""]
+    return lines
+
+
+def render(run_dir: Path, tolerance: float) -> Path:
+    """Write the plots and report.md of a finished run; returns the report's path."""
+    results, phases, curves, manifest = load(run_dir)
+    reference = manifest["config"]["reference"]
+    pictures = {
+        "validation-over-time.png": plots.validation_over_time(curves, run_dir / "validation-over-time.png"),
+        "effectiveness-over-fraction.png": plots.effectiveness_over_fraction(
+            results, run_dir / "effectiveness-over-fraction.png"
+        ),
+        "cost-by-phase.png": plots.cost_by_phase(phases, run_dir / "cost-by-phase.png"),
+    }
+    p_values = significance(run_dir, results, reference)
+    lines = [
+        f"# Run {manifest['run_id']}",
+        "",
+        f"Command: `{' '.join(manifest['command'])}`  ",
+        f"Dataset: {manifest['config']['data']['dataset']}; evaluation: {', '.join(manifest['evaluation_sets'])}; "
+        f"model: {manifest['config']['encoder']['model']}; seeds: {manifest.get('seeds')}; reference: {reference}.  ",
+        f"Validation: {manifest.get('validation')}. Energy: {manifest.get('energy')}.",
+        "",
+        *verdicts(results, phases, curves, manifest, tolerance, p_values),
+        "## Time-to-target",
+        "",
+        "| regime | fraction | seed | target (reference best val. nDCG@10) | reached | training s | examples | "
+        "reference s to best | speedup |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in claims.time_to_target(curves, reference):
+        lines.append(
+            f"| {t.regime} | {t.data_fraction:g} | {t.seed} | {t.target:.4f} | {'yes' if t.reached else 'not reached'} "
+            f"| {f'{t.wall_s:.1f}' if t.reached else ''} | {t.examples if t.reached else ''} "
+            f"| {t.reference_wall_to_best_s:.1f} | {'' if math.isnan(t.speedup) else f'{t.speedup:.2f}x'} |"
+        )
+    lines += ["", f"## Data efficiency (tolerance {tolerance})", ""]
+    for d in claims.data_efficiency(results, reference, tolerance, p_values):
+        points = "; ".join(f"{f:g}: {s:.4f} (p {p:.3g})" for f, s, p in d.fractions)
+        smallest = f"**{d.smallest_within:g}**" if d.smallest_within is not None else "none of the fractions run"
+        lines.append(
+            f"- {d.regime} on {d.eval_set}: reference at 1.0 = {d.reference_ndcg:.4f}; {points}; smallest "
+            f"fraction within tolerance: {smallest}."
+        )
+    lines += ["", "## Tables", "", _markdown_results(results), "", "## Plots", ""]
+    lines += [f"![{name}]({name})" for name in pictures]
+    path = run_dir / "report.md"
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _markdown_results(results: pd.DataFrame) -> str:
+    columns = {
+        "eval_set": str,
+        "system": str,
+        "data_fraction": "g",
+        "seed": "d",
+        "nDCG@10": ".4f",
+        "RR@10": ".4f",
+        "R@100": ".4f",
+        "R@1000": ".4f",
+        "examples_consumed": "d",
+        "charged_wall_s": ".1f",
+        "speedup_wall": ".2f",
+        "status": str,
+    }
+    present = [c for c in columns if c in results.columns]
+    lines = ["| " + " | ".join(present) + " |", "| " + " | ".join("---" for _ in present) + " |"]
+    for _, row in results.iterrows():
+        cells = []
+        for column in present:
+            value, style = row[column], columns[column]
+            if pd.isna(value):
+                cells.append("")
+            elif style is str:
+                cells.append(str(value))
+            else:
+                cells.append(format(int(value) if style == "d" else float(value), style))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rerender(run_dir: Path, tolerance: float) -> int:
+    """``python -m benchmark report``: the tables, plots and report.md again, without training."""
+    results, phases, _, manifest = load(run_dir)
+    rows = results.astype(object).where(results.notna(), None).to_dict("records")
+    report.print_tables(rows, phases.to_dict("records"), manifest["config"]["reference"])
+    path = render(run_dir, tolerance)
+    from benchmark.progress import say
+
+    say(f"Wrote {path} and its plots")
+    return 0
