@@ -112,7 +112,7 @@ def data_efficiency(
     results: pd.DataFrame,
     reference: str,
     tolerance: float,
-    significance: dict[tuple[str, str], dict[str, float]] | None = None,
+    significance: dict[tuple[str, str], dict[float, float]] | None = None,
     alpha: float = 0.05,
 ) -> list[DataEfficiency]:
     """Per regime and evaluation set, the smallest fraction whose mean test nDCG@10 is no more than

@@ -144,6 +144,12 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     model.add_argument("--max-doc-length", type=positive_int, default=256)
     model.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    model.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="override every dropout probability of the model during training (default: the model's own)",
+    )
     loop = run.add_argument_group("training loop (the same for every regime)")
     loop.add_argument("--batch-size", type=positive_int, default=32)
     loop.add_argument("--learning-rate", type=float, default=2e-5)
@@ -242,6 +248,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
             max_doc_length=args.max_doc_length,
             precision=args.precision,
             device=args.device,
+            dropout=args.dropout,
         ),
         training=TrainingConfig(
             batch_size=args.batch_size,

@@ -85,6 +85,7 @@ class EncoderConfig:
     max_doc_length: int = 256
     precision: str = "auto"
     device: str = "auto"
+    dropout: float | None = None  # None: the model's own dropout; a number overrides every dropout layer
 
 
 class BiEncoder(nn.Module):
@@ -112,6 +113,10 @@ class BiEncoder(nn.Module):
         self.pooling: Pooling = pooling  # type: ignore[assignment]
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        if config.dropout is not None:
+            for module in self.model.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = config.dropout
         self.to(self.device)
 
     @staticmethod
