@@ -135,7 +135,12 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     data.add_argument("--mining-depth", type=positive_int, default=100)
     data.add_argument("--max-train-triples", type=positive_int, default=None)
     data.add_argument("--max-eval-queries", type=positive_int, default=None)
-    data.add_argument("--max-validation-queries", type=positive_int, default=None)
+    data.add_argument(
+        "--max-validation-queries",
+        type=positive_int,
+        default=50,
+        help="validate on at most this many of the held-out queries (default: 50; all are held out of training)",
+    )
     model = run.add_argument_group("encoder")
     model.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     model.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls", "pooler"])
@@ -157,7 +162,7 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     loop.add_argument("--warmup-ratio", type=float, default=0.1)
     loop.add_argument("--schedule", default="linear", choices=["linear", "cosine", "constant_with_warmup"])
     loop.add_argument("--epochs", type=positive_int, default=1)
-    loop.add_argument("--validate-every", type=positive_int, default=5, help="steps between validations")
+    loop.add_argument("--validate-every", type=positive_int, default=10, help="steps between validations (default: 10)")
     loop.add_argument(
         "--patience",
         type=positive_int,

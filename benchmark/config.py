@@ -21,7 +21,7 @@ class DataConfig:
     mining_depth: int = 100
     max_train_triples: int | None = None
     max_eval_queries: int | None = None
-    max_validation_queries: int | None = None
+    max_validation_queries: int | None = 50
 
 
 @dataclass(frozen=True)

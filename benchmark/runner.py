@@ -202,7 +202,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             )
             say(
                 f"seed {seed}: {len(split.ordered_triples)} training triples from {len(split.training_queries)} "
-                f"queries; {len(validation.queries)} validation queries held out"
+                f"queries; {len(split.validation_queries)} queries held out, {len(validation.queries)} of them validate"
             )
             with meter.phase("validate", cell=f"{INITIAL}|seed={seed}") as record:
                 initial_validation = validation.score(initial)

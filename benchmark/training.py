@@ -31,7 +31,7 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     schedule: str = "linear"
     epochs: int = 1
-    validate_every: int = 5
+    validate_every: int = 10
     patience: int = 5
     max_grad_norm: float = 1.0
 
