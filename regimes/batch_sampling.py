@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from benchmark.errors import UsageError
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
-from regimes.teacher_distillation import MarginMSELoss
+from regimes.teacher_distillation import MarginMSELoss, teacher_margins
 from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, cached_teacher_scores, has_score_file, parse_teacher
 
 CITATION = """@inproceedings{hofstaetter2021tasb,
@@ -219,16 +219,10 @@ class BatchSampling(Regime):
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
         if not self.tas_balanced:
             return in_batch_info_nce(embeddings, self.settings["temperature"])
-        device = embeddings.queries.device
-        score = self.pair_scores
-        positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch], device=device)
-        negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch], device=device)
-        in_batch = None
-        if self.settings["in_batch_weight"] > 0:
-            docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-            others = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch], device=device)
-            in_batch = positives[:, None] - others
-        return self.criterion(embeddings, positives - negatives, in_batch)
+        margins, in_batch = teacher_margins(
+            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0
+        )
+        return self.criterion(embeddings, margins, in_batch)
 
     def evaluation_systems(self, env) -> dict:
         if self.teacher is None:

@@ -73,6 +73,22 @@ class MarginMSELoss(nn.Module):
         return loss
 
 
+def teacher_margins(
+    pair_scores: dict[PairKey, float], batch: Sequence[Triple], device: torch.device, in_batch: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The teacher's margins t(q,d+) - t(q,d-) of a batch and, for the in-batch term, t(q_i,d+_i) - t(q_i,d_j)
+    for every document d_j of the batch (columns: the positives, then the negatives)."""
+    score = pair_scores
+    positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch], device=device)
+    negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch], device=device)
+    others = None
+    if in_batch:
+        docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+        table = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch], device=device)
+        others = positives[:, None] - table
+    return positives - negatives, others
+
+
 @register
 class TeacherDistillation(Regime):
     """Margin-MSE against a pluggable teacher; the teacher's scoring is charged to this regime."""
@@ -141,16 +157,10 @@ class TeacherDistillation(Regime):
         yield from super().batches(usable, batch_size, seed)
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
-        device = embeddings.queries.device
-        score = self.pair_scores
-        positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch], device=device)
-        negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch], device=device)
-        in_batch = None
-        if self.settings["in_batch_weight"] > 0:
-            docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-            others = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch], device=device)
-            in_batch = positives[:, None] - others
-        return self.criterion(embeddings, positives - negatives, in_batch)
+        margins, in_batch = teacher_margins(
+            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0
+        )
+        return self.criterion(embeddings, margins, in_batch)
 
     def evaluation_systems(self, env: Any) -> dict:
         system = self.teacher.system(env)
