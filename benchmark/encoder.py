@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -228,8 +228,3 @@ class BiEncoder(nn.Module):
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
-
-
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -90,15 +90,10 @@ class Regime(ABC):
 
     @classmethod
     def from_strings(cls, settings: dict[str, str]) -> Regime:
-        """Build a regime from ``key=value`` strings as typed after ``name:``."""
+        """Build a regime from ``key=value`` strings as typed after ``name:``; unknown keys are refused by
+        ``__init__``."""
         known = {parameter.name: parameter for parameter in cls.parameters}
-        parsed = {}
-        for key, text in settings.items():
-            if key not in known:
-                raise UsageError(
-                    f"regime {cls.name!r} has no parameter {key!r}; it takes: {', '.join(known) or 'no parameters'}"
-                )
-            parsed[key] = known[key].convert(cls.name, text)
+        parsed = {key: known[key].convert(cls.name, text) if key in known else text for key, text in settings.items()}
         return cls(**parsed)
 
     def validate(self) -> None:
