@@ -114,8 +114,7 @@ class EvaluationEnvironment:
         digest = hashlib.sha1(json.dumps([list(encoder.identity), self.collection.corpus_key]).encode()).hexdigest()
         final = self.cache_dir / "flex" / digest[:16]
         if (final / "phase.json").exists():
-            record = PhaseRecord(**{**json.loads((final / "phase.json").read_text()), "cell": label, "reused": True})
-            self.meter.records.append(record)
+            self.meter.replay(json.loads((final / "phase.json").read_text()), cell=label)
             return pyterrier_dr.FlexIndex(str(final / "index"), verbose=False)
         staging = final.parent / f".building-{digest[:16]}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)

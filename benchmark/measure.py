@@ -174,6 +174,13 @@ class Meter:
         if self._stack:
             self._resume(self._stack[-1])
 
+    def replay(self, original: dict, **overrides) -> PhaseRecord:
+        """Record a phase whose result came from a cache: the costs measured when it was first computed,
+        marked as reused, with ``overrides`` (e.g. the regime and cell now charged)."""
+        record = PhaseRecord(**{**original, **overrides, "reused": True})
+        self.records.append(record)
+        return record
+
     def close(self) -> None:
         if self._tracker is not None:
             with contextlib.suppress(Exception):

@@ -24,7 +24,7 @@ from benchmark.data import Collection, default_evaluation, evaluation_collection
 from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
 from benchmark.files import read_json, write_atomic, write_csv, write_json
-from benchmark.measure import Meter, PhaseRecord
+from benchmark.measure import Meter
 from benchmark.progress import bar, say
 from benchmark.training import TrainingOutcome, train
 from benchmark.triples import Triple
@@ -114,9 +114,7 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
     cache = config.cache_dir / "triples" / f"{key}.json"
     if cache.exists():
         cached = read_json(cache)
-        original = PhaseRecord(**cached["phase"])
-        original.reused = True
-        meter.records.append(original)
+        meter.replay(cached["phase"])
         triples = [Triple(*t) for t in cached["triples"]]
     else:
         index = BM25Index(collection, config.cache_dir)

@@ -335,7 +335,6 @@ def cached_teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: A
     measured cost of the original scoring, marked as reused.
     """
     from benchmark.files import read_json, write_json
-    from benchmark.measure import PhaseRecord
     from benchmark.progress import say
 
     key = hashlib.sha1(
@@ -344,9 +343,7 @@ def cached_teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: A
     cache = context.cache_dir / "teacher-scores" / f"{key}.json"
     if cache.exists():
         cached = read_json(cache)
-        record = PhaseRecord(**{**cached["phase"], "charged_to": context.label, "cell": context.cell})
-        record.reused = True
-        context.meter.records.append(record)
+        context.meter.replay(cached["phase"], charged_to=context.label, cell=context.cell)
         return {(q, d): s for q, d, s in cached["scores"]}
     with context.meter.phase("teacher-scoring", charged_to=context.label, cell=context.cell) as record:
         say(f"Scoring {len(pairs)} (query, document) pairs with teacher {teacher.spec}")
