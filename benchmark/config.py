@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmark.encoder import EncoderConfig
 from benchmark.errors import UsageError
@@ -40,6 +42,8 @@ class RunConfig:
     tolerance: float = 0.01
     country: str = "USA"
     energy: bool = True
+    resume: bool = False  # continue the run in out/run_id (its finished cells are loaded, not retrained)
+    keep_checkpoints: bool = False  # keep every validated checkpoint, not only each cell's selected one
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +56,26 @@ class RunConfig:
     def is_grid(self) -> bool:
         """More than one cell per regime: system names then carry the fraction and seed."""
         return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in self.regimes)
+
+
+# Settings that change where files go or what is kept, never a result: a run may be resumed with other values.
+RESUME_FREE = frozenset({"out", "run_id", "cache_dir", "resume", "keep_checkpoints"})
+
+
+def comparable(config: dict) -> dict:
+    """A config as stored in manifest.json (JSON types), without the settings a resume may change."""
+    plain = json.loads(json.dumps(config, default=str))
+    return {key: value for key, value in plain.items() if key not in RESUME_FREE}
+
+
+def differences(stored: Any, current: Any, prefix: str = "") -> list[str]:
+    """Where two stored configs differ, as ``name (stored -> current)``, so a refused resume says what changed."""
+    if isinstance(stored, dict) and isinstance(current, dict):
+        found = []
+        for key in dict.fromkeys([*stored, *current]):
+            found += differences(stored.get(key), current.get(key), f"{prefix}{key}.")
+        return found
+    return [] if stored == current else [f"{prefix.rstrip('.')} ({stored!r} -> {current!r})"]
 
 
 def split_regime_specs(text: str) -> list[str]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import ir_datasets
@@ -24,6 +25,8 @@ from benchmark.errors import UsageError
 from benchmark.triples import Triple
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels")
+BEIR_FIELDS = {"corpus.jsonl": ("_id", "title", "text"), "queries.jsonl": ("_id", "text")}
+QRELS_HEADER = "query-id\tcorpus-id\tscore"
 NO_NETWORK_HINT = (
     "with no network, copy a seeded ir_datasets folder (for SciFact: ../shared/ir_datasets) to a writable place "
     "and set IR_DATASETS_HOME to it, or pass a local BEIR folder"
@@ -48,7 +51,7 @@ class Collection:
             raise UsageError(
                 f"{self.name}: cannot read its {what} ({type(error).__name__}); {NO_NETWORK_HINT}"
             ) from None
-        except (ValueError, KeyError, RuntimeError, AssertionError) as error:
+        except (ValueError, KeyError, IndexError, TypeError, RuntimeError, AssertionError) as error:
             raise UsageError(f"{self.name}: its {what} could not be parsed ({error}); fix the file") from None
 
     @cached_property
@@ -128,10 +131,89 @@ def _registered(dataset_id: str) -> bool:
     return dataset_id in ir_datasets.registry._registered  # noqa: SLF001 - no public membership test
 
 
+def _stamp(path: Path) -> tuple[str, int, int]:
+    """A file's identity for caches: its path, size and modification time (an edited file is read again)."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+@lru_cache(maxsize=8)
+def _jsonl_ids(stamp: tuple[str, int, int]) -> frozenset[str]:
+    """The ids of a BEIR corpus.jsonl or queries.jsonl, every line checked the way ir_datasets will read it, so
+    a bad line is reported by file and line before any work instead of failing later inside a library."""
+    path = Path(stamp[0])
+    fields = BEIR_FIELDS[path.name]
+    first_line: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for number, line in enumerate(stream, start=1):
+                where = f"{path}, line {number}"
+                try:
+                    record = json.loads(line)
+                except ValueError as error:
+                    raise UsageError(f"{where}: not a JSON object ({error}); fix or remove the line") from None
+                if not isinstance(record, dict):
+                    raise UsageError(f"{where}: not a JSON object; each line must be one, with {', '.join(fields)}")
+                missing = [name for name in fields if name not in record]
+                if missing:
+                    raise UsageError(f"{where}: no {missing[0]!r} field; each line needs {', '.join(fields)}")
+                wrong = [name for name in fields if not isinstance(record[name], str)]
+                if wrong or not record["_id"]:
+                    name = wrong[0] if wrong else "_id"
+                    raise UsageError(f"{where}: {name!r} must be a non-empty string, got {record[name]!r}")
+                if record["_id"] in first_line:
+                    raise UsageError(
+                        f"{where}: id {record['_id']!r} was already given on line {first_line[record['_id']]}; "
+                        "ids must be unique"
+                    )
+                first_line[record["_id"]] = number
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    if not first_line:
+        raise UsageError(f"{path} is empty; a BEIR folder needs at least one line in it")
+    return frozenset(first_line)
+
+
+def check_beir_split(folder: Path, split: str) -> None:
+    """Every line of corpus.jsonl, queries.jsonl and qrels/<split>.tsv, and that the judgments name known
+    documents and queries: one line naming the file and line of the first problem."""
+    documents = _jsonl_ids(_stamp(folder / "corpus.jsonl"))
+    queries = _jsonl_ids(_stamp(folder / "queries.jsonl"))
+    path = folder / "qrels" / f"{split}.tsv"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    if not lines or lines[0].strip() != QRELS_HEADER:
+        raise UsageError(f"{path}, line 1: not the header query-id<TAB>corpus-id<TAB>score; add it")
+    judged = 0
+    for number, line in enumerate(lines[1:], start=2):
+        if line == "\n":
+            continue  # ir_datasets skips empty lines
+        where = f"{path}, line {number}"
+        columns = line.rstrip().split()
+        if len(columns) != 3:
+            raise UsageError(f"{where}: {len(columns)} columns, expected query-id<TAB>corpus-id<TAB>score")
+        query_id, doc_id, score = columns
+        try:
+            int(score)
+        except ValueError:
+            raise UsageError(f"{where}: score {score!r} is not a whole number") from None
+        if doc_id not in documents:
+            raise UsageError(f"{where}: document {doc_id!r} is not in corpus.jsonl; fix the qrels or the corpus")
+        if query_id not in queries:
+            raise UsageError(f"{where}: query {query_id!r} is not in queries.jsonl; fix the qrels or the queries")
+        judged += 1
+    if not judged:
+        raise UsageError(f"{path} holds no judgments; add query-id<TAB>corpus-id<TAB>score lines")
+
+
 def _folder_split(folder: Path, split: str) -> Collection:
-    """A split of a local BEIR folder, read by ir_datasets' own BEIR classes."""
+    """A split of a local BEIR folder, checked line by line, then read by ir_datasets' own BEIR classes."""
+    check_beir_split(folder, split)
     qrels_file = folder / "qrels" / f"{split}.tsv"
-    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    # the corpus's size and time are in the key: ir_datasets' docstore (and our caches) of an edited corpus is rebuilt
+    key = hashlib.sha1(repr(_stamp(folder / "corpus.jsonl")).encode()).hexdigest()[:12]
     dataset = Dataset(
         BeirDocs(f"local/{key}", LocalDownload(folder / "corpus.jsonl"), BeirTitleDoc),
         BeirQueries(f"local/{key}", LocalDownload(folder / "queries.jsonl"), GenericQuery),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from benchmark.errors import UsageError
 
@@ -25,6 +25,9 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 Pooling = Literal["mean", "cls", "pooler"]
 SimilarityName = Literal["cosine", "dot"]
 Precision = Literal["fp32", "bf16", "fp16"]
+# The names Hugging Face configs give their dropout probabilities: attention probabilities, and everything else.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
+HIDDEN_DROPOUT_KEYS = ("hidden_dropout_prob", "dropout", "hidden_dropout", "classifier_dropout")
 
 
 def resolve_model(name: str) -> str:
@@ -85,7 +88,30 @@ class EncoderConfig:
     max_doc_length: int = 256
     precision: str = "auto"
     device: str = "auto"
-    dropout: float | None = None  # None: the model's own dropout; a number overrides every dropout layer
+    dropout: float | None = None  # None: the model's own; a number overrides the hidden-state dropout
+    # Dropout on attention probabilities forces PyTorch's unfused attention and draws a mask the size of every
+    # attention matrix: about half of a CPU training step. Off by default; None keeps the model's own.
+    attention_dropout: float | None = 0.0
+
+
+def override_dropout(model_config, dropout: float | None, attention_dropout: float | None) -> dict[str, float]:
+    """Set the config's dropout probabilities before the model is built; returns the original values."""
+    original: dict[str, float] = {}
+    for value, keys, option in (
+        (dropout, HIDDEN_DROPOUT_KEYS, "--dropout"),
+        (attention_dropout, ATTENTION_DROPOUT_KEYS, "--attention-dropout"),
+    ):
+        if value is None:
+            continue
+        if not 0.0 <= value < 1.0:
+            raise UsageError(f"{option} {value} is not a probability; give a number in [0, 1)")
+        present = [key for key in keys if isinstance(getattr(model_config, key, None), float | int)]
+        if not present and value > 0:
+            raise UsageError(f"{option}: this model's config names no such dropout ({', '.join(keys)}); leave it out")
+        for key in present:
+            original[key] = getattr(model_config, key)
+            setattr(model_config, key, value)
+    return original
 
 
 class BiEncoder(nn.Module):
@@ -99,7 +125,9 @@ class BiEncoder(nn.Module):
         self.path = path
         try:
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path)
+            model_config = AutoConfig.from_pretrained(path)
+            self._saved_dropout = override_dropout(model_config, config.dropout, config.attention_dropout)
+            self.model = AutoModel.from_pretrained(path, config=model_config)
         except (OSError, ValueError) as error:
             raise UsageError(
                 f"model {config.model!r} could not be loaded ({str(error).splitlines()[0][:160]}); pass a local "
@@ -113,10 +141,6 @@ class BiEncoder(nn.Module):
         self.pooling: Pooling = pooling  # type: ignore[assignment]
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
-        if config.dropout is not None:
-            for module in self.model.modules():
-                if isinstance(module, nn.Dropout):
-                    module.p = config.dropout
         self.to(self.device)
 
     @staticmethod
@@ -185,6 +209,17 @@ class BiEncoder(nn.Module):
         self.train(was_training)
         return out
 
+    def for_inference(self) -> BiEncoder:
+        """Weights stored in the inference precision, for an encoder that will not be trained again.
+
+        Autocast keeps fp32 weights and casts each of them at every batch; bf16 weights skip that (about 5-10%
+        faster corpus encoding on a CPU). Embeddings stay within a cosine of 0.9999 of the autocast ones.
+        """
+        if self.precision != "fp32":
+            self.model.to(torch.bfloat16 if self.precision == "bf16" else torch.float16)
+        self.eval()
+        return self
+
     @property
     def identity(self) -> tuple:
         """Two encoders with the same identity embed every text the same way (while neither is being trained)."""
@@ -196,6 +231,7 @@ class BiEncoder(nn.Module):
             c.max_query_length,
             c.max_doc_length,
             self.precision,
+            str(next(self.model.parameters()).dtype),
         )
 
     @property
@@ -208,7 +244,14 @@ class BiEncoder(nn.Module):
         from sentence_transformers import SentenceTransformer, models
 
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
+        trained_with = {key: getattr(self.model.config, key) for key in self._saved_dropout}
+        for key, value in self._saved_dropout.items():  # the saved model keeps the dropout it came with
+            setattr(self.model.config, key, value)
+        try:
+            self.model.save_pretrained(path)
+        finally:
+            for key, value in trained_with.items():
+                setattr(self.model.config, key, value)
         self.tokenizer.save_pretrained(path)
         transformer = models.Transformer(str(path), max_seq_length=self.config.max_doc_length)
         pooling_mode = {"mean": "mean", "cls": "cls", "pooler": "cls"}[self.pooling]

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,6 +41,16 @@ def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: list[str] | N
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Move every file of a folder written elsewhere (run files written by a library) into ``target``, one
+    atomic rename each, so ``target`` only ever holds complete files."""
+    for source in sorted(path for path in staging.rglob("*") if path.is_file()):
+        destination = target / source.relative_to(staging)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_json(path: Path) -> Any:

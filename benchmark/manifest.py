@@ -78,13 +78,40 @@ def hardware() -> dict:
     return info
 
 
-def build(config, argv: list[str], state, started: float, eval_sets: list[str]) -> dict:
+def _time(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+
+
+def running(config, argv: list[str], directory: Path, started: float, earlier: dict | None, notes: dict) -> dict:
+    """The manifest of a run in progress, written before any training: what a resume checks it continues (the
+    configuration, the device and precision), and the command and start of every attempt."""
+    attempt = {"command": ["python", "-m", "benchmark", *argv], "started": _time(started)}
+    earlier = earlier or {}
+    return {
+        "run_id": directory.name,
+        "state": "running",
+        "command": earlier.get("command", attempt["command"]),
+        "started": earlier.get("started", attempt["started"]),
+        "attempts": [*earlier.get("attempts", []), attempt],
+        "config": config.as_dict(),
+        "device": notes.get("device"),
+        "precision": notes.get("precision"),
+    }
+
+
+def build(config, argv: list[str], state, started: float, eval_sets: list[str], begun: dict | None = None) -> dict:
+    """The finished run's manifest; ``begun`` is the running manifest (the first command, every attempt)."""
+    begun = begun or {}
     return {
         "run_id": state.directory.name,
-        "command": ["python", "-m", "benchmark", *argv],
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "state": "finished",
+        "command": begun.get("command", ["python", "-m", "benchmark", *argv]),
+        "started": begun.get("started", _time(started)),
+        "attempts": begun.get("attempts", []),
         "wall_s": time.time() - started,
         "config": config.as_dict(),
+        "device": state.notes.get("device"),
+        "cells": getattr(state, "origins", {}),
         "seeds": list(config.seeds),
         "regimes": [
             {

@@ -2,6 +2,10 @@
 
 Shared phases (preparing data, mining triples, the initial encoder's validation and evaluation) are charged to no
 regime; a regime is charged its own preparation, its training and its validations.
+
+A run survives being killed: each finished cell is kept on disk (benchmark.cells), a rerun of the same run loads
+those instead of training them (a cell cut off mid-training is trained again from scratch), and the final files are
+rebuilt from all cells, so they equal an uninterrupted run's except for timings.
 """
 
 from __future__ import annotations
@@ -12,57 +16,28 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmark import claims_report, evaluation, manifest, report
+from benchmark import cells, claims_report, evaluation, manifest, network, report
 from benchmark.bm25 import BM25Index, mine_triples
 from benchmark.budget import Split, split_validation
+from benchmark.cells import Cell, RegimeRun
 from benchmark.config import RunConfig
 from benchmark.context import RegimeContext
 from benchmark.data import Collection, default_evaluation, evaluation_collection, training_collection
 from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
-from benchmark.files import read_json, write_atomic, write_csv, write_json
+from benchmark.files import publish, read_json, write_atomic, write_csv, write_json
 from benchmark.measure import Meter
 from benchmark.progress import bar, say
-from benchmark.training import TrainingOutcome, train
+from benchmark.run_folder import open_run_folder
+from benchmark.training import train
 from benchmark.triples import Triple
 from benchmark.validation import ValidationSet
 from regimes import Regime
 
 INITIAL = "initial"
 BM25 = "bm25"
-
-
-@dataclass
-class Cell:
-    """One training run of the grid: a regime at a data fraction with a seed."""
-
-    regime: Regime
-    fraction: float
-    seed: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.regime.label}|f={self.fraction}|seed={self.seed}"
-
-    def system_name(self, grid: bool) -> str:
-        """The row name in the results: the regime's label, with fraction and seed when the run is a grid."""
-        return f"{self.regime.label} f={self.fraction} seed={self.seed}" if grid else self.regime.label
-
-
-@dataclass
-class RegimeRun:
-    cell: Cell
-    system: str
-    budget: int
-    outcome: TrainingOutcome
-    model_dir: Path
-
-    @property
-    def regime(self) -> Regime:
-        return self.cell.regime
 
 
 @dataclass
@@ -74,24 +49,7 @@ class RunState:
     reference: str
     regime_runs: list[RegimeRun] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
-
-
-def prepare_output(config: RunConfig) -> Path:
-    """Create results/<run-id>/, refusing an existing one and an unwritable place before any work is done."""
-    run_id = config.run_id or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    directory = config.out / run_id
-    if directory.exists() and any(directory.iterdir()):
-        raise UsageError(f"{directory} already holds results; choose another --run-id or --out")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(
-            f"cannot write results to {directory} ({error.strerror}); pass a writable folder with --out"
-        ) from None
-    return directory
+    origins: dict[str, str] = field(default_factory=dict)  # cell id -> trained, loaded, or trained again
 
 
 # --- shared data preparation ------------------------------------------------------------------------
@@ -166,29 +124,41 @@ def text_lookup(collection: Collection):
 
 # --- the run ----------------------------------------------------------------------------------------
 def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
-    """Run every regime, evaluate, write the files and print the tables; returns the exit status."""
+    """Run every regime, evaluate, write the files and print the tables; returns the exit status (1 when a
+    regime stopped early on a non-finite loss, after every other regime has run)."""
     started = time.time()
-    directory = prepare_output(config)
-    device_probe = BiEncoder.device_for(config.encoder)
-    meter = Meter(device_probe, country=config.country, energy=config.energy)
-    state = RunState(directory=directory, meter=meter, reference=config.reference)
+    folder = open_run_folder(config)
+    directory = folder.directory
     work = directory / ".work"
+    shutil.rmtree(work, ignore_errors=True)  # what a killed attempt was writing
+    meter: Meter | None = None
     try:
+        network_note = network.fail_fast_offline()  # before anything could try to download
+        device_probe = BiEncoder.device_for(config.encoder)
+        meter = Meter(device_probe, country=config.country, energy=config.energy)
+        state = RunState(directory=directory, meter=meter, reference=config.reference)
+        state.notes["network"] = network_note
         initial = BiEncoder(config.encoder)  # a missing model fails here, before any data work
         initial_state = initial.state_copy()
-        state.notes["precision"] = initial.precision
-        state.notes["pooling"] = initial.pooling
+        state.notes.update(precision=initial.precision, pooling=initial.pooling, device=str(device_probe))
+        folder.check_machine(str(device_probe), initial.precision)
+        begun = manifest.running(config, argv, directory, started, folder.stored, state.notes)
+        write_json(directory / "manifest.json", begun)
         with meter.phase("prepare-data") as record:
             train_collection = training_collection(config.data.dataset)
             eval_specs = config.data.evaluation or (default_evaluation(config.data.dataset),)
             eval_collections = [evaluation_collection(spec) for spec in eval_specs]
             for collection in eval_collections:
-                evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
+                topics, _ = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
+                if topics.empty:
+                    raise UsageError(f"{collection.name} has no judged queries to evaluate on; name another --eval")
             if not train_collection.has_docpairs():
                 _ = train_collection.qrels, train_collection.queries
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
         triples, triples_note = mined_triples(train_collection, config, meter)
         state.notes["triples"] = triples_note
+        if folder.resumed:
+            say(f"Continuing run {directory.name}: finished cells are loaded, the others trained")
         texts = text_lookup(train_collection)
         for seed in config.seeds:
             split = split_validation(triples, config.data.validation_fraction, seed)
@@ -209,39 +179,77 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             for regime in regimes:
                 for fraction in config.fractions_for(regime.label):
                     cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
-                    state.regime_runs.append(
-                        train_regime(
-                            cell,
-                            initial,
-                            initial_state,
-                            split,
-                            texts,
-                            validation,
-                            initial_validation,
-                            train_collection,
-                            config,
-                            meter,
-                            directory,
-                        )
+                    restored = restore_cell(cell, state, config)
+                    if restored is not None:
+                        state.regime_runs.append(restored)
+                        continue
+                    cells.start(directory, cell)
+                    first_record = len(meter.records)
+                    regime_run = train_regime(
+                        cell,
+                        initial,
+                        initial_state,
+                        split,
+                        texts,
+                        validation,
+                        initial_validation,
+                        train_collection,
+                        config,
+                        meter,
+                        directory,
                     )
+                    cells.save(directory, regime_run, meter.records[first_record:])
+                    state.regime_runs.append(regime_run)
         initial.load_state(initial_state)
 
         tables = []
         for collection in eval_collections:
             tables.append(evaluate_collection(collection, initial, state, config, meter, work))
         results = report.result_rows(tables, state, config)
-        write_outputs(state, results, config, argv, started, eval_collections)
+        write_outputs(state, results, config, argv, started, eval_collections, begun)
         report.print_tables(results, [record.row() for record in meter.records], config.reference)
         claims_report.render(directory, config.tolerance)
         say(f"Results in {directory}")
     except UsageError:
-        if not (directory / "results.csv").exists():
+        if folder.created and not cells.any_finished(directory):
             shutil.rmtree(directory, ignore_errors=True)  # created by this run and holding nothing finished
         raise
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"finished cells are kept in {directory}; `--resume {directory.name}` with the same --out continues"
+        ) from None
     finally:
-        meter.close()
+        if meter is not None:
+            meter.close()
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if all(r.outcome.status == "ok" for r in state.regime_runs) else 1
+        folder.close()
+    stopped = [r for r in state.regime_runs if r.outcome.status != "ok"]
+    for regime_run in stopped:
+        say(f"{regime_run.system}: {regime_run.outcome.status}")
+    return 1 if stopped else 0
+
+
+def restore_cell(cell: Cell, state: RunState, config: RunConfig) -> RegimeRun | None:
+    """The cell as an earlier attempt of this run finished it (its phases replayed into the meter), or None when
+    it must be trained; says which, and whether a cut-off cell starts again from scratch."""
+    directory = state.directory
+    system = cell.system_name(config.is_grid)
+    restored = cells.load(directory, cell, system)
+    if restored is None:
+        if cells.was_cut_off(directory, cell):
+            state.origins[cell.id] = "cut off mid-training by an earlier attempt: trained again from scratch"
+            say(f"{cell.id}: cut off mid-training by an earlier attempt; training it again from scratch")
+        else:
+            state.origins[cell.id] = "trained"
+        return None
+    regime_run, records = restored
+    state.meter.records.extend(records)
+    teacher = getattr(cell.regime, "teacher", None)
+    if teacher is not None:  # a teacher is a row of the results; prepare(), which loads it, is skipped
+        teacher.load(config.encoder)
+    state.origins[cell.id] = "finished by an earlier attempt: loaded, not retrained"
+    say(f"{cell.id}: finished by an earlier attempt; loaded, not retrained ({regime_run.outcome.status})")
+    return regime_run
 
 
 def train_regime(
@@ -294,6 +302,12 @@ def train_regime(
             cell=cell.id,
             seed=cell.seed,
             on_step=advance,
+            on_validation=checkpoint_keeper(encoder, cell, meter, directory) if config.keep_checkpoints else None,
+        )
+    if outcome.steps == 0 and outcome.status == "ok":
+        raise UsageError(
+            f"{label} got no batch from its {len(triples)} budget triples at data fraction {cell.fraction}; "
+            "raise --data-fraction"
         )
     say(
         f"{label}: {outcome.examples_consumed} examples in {outcome.steps} steps; best validation nDCG@10 "
@@ -301,8 +315,22 @@ def train_regime(
     )
     system = cell.system_name(config.is_grid)
     model_dir = directory / "models" / evaluation.safe_name(system)
-    encoder.save(model_dir)
+    staging = cells.folder(directory, cell) / "model"
+    encoder.save(staging)
+    cells.place_model(staging, model_dir)
     return RegimeRun(cell=cell, system=system, budget=len(triples), outcome=outcome, model_dir=model_dir)
+
+
+def checkpoint_keeper(encoder: BiEncoder, cell: Cell, meter: Meter, directory: Path):
+    """``--keep-checkpoints``: save every validated checkpoint under cells/<cell>/checkpoints/step-<n>/ (by default
+    only the selected one is kept, in models/). Saving is measured as its own phase, charged to no regime."""
+
+    def keep(step: int) -> None:
+        with meter.phase("save-checkpoint", cell=cell.id) as record:
+            encoder.save(cells.folder(directory, cell) / "checkpoints" / f"step-{step}")
+            record.count = 1
+
+    return keep
 
 
 def evaluate_collection(
@@ -316,7 +344,8 @@ def evaluate_collection(
     unevaluable: list[str] = []
     for regime_run in state.regime_runs:
         label = regime_run.system
-        systems[label] = env.dense(BiEncoder(config.encoder, str(regime_run.model_dir)), label)
+        trained = BiEncoder(config.encoder, str(regime_run.model_dir)).for_inference()
+        systems[label] = env.dense(trained, label)
         for extra, system in regime_run.regime.evaluation_systems(env).items():
             if system is None:
                 unevaluable.append(extra)
@@ -324,10 +353,11 @@ def evaluate_collection(
                 systems.setdefault(extra, system)
     with meter.phase("evaluate", cell=collection.name) as record:
         say(f"Evaluating {len(systems)} systems on {collection.name} ({len(topics)} queries)")
-        run_dir = state.directory / "runs" / name
-        table = evaluation.experiment(systems, topics, qrels, INITIAL, run_dir)
-        write_atomic(run_dir / "topics.tsv", topics.to_csv(sep="\t", index=False))
-        write_atomic(run_dir / "qrels.tsv", qrels.to_csv(sep="\t", index=False))
+        staging = work / f"runs-{name}"  # run files are written here, then each renamed into runs/<name>/
+        table = evaluation.experiment(systems, topics, qrels, INITIAL, staging)
+        write_atomic(staging / "topics.tsv", topics.to_csv(sep="\t", index=False))
+        write_atomic(staging / "qrels.tsv", qrels.to_csv(sep="\t", index=False))
+        publish(staging, state.directory / "runs" / name)
         record.count = len(topics)
     for extra in dict.fromkeys(unevaluable):
         table.loc[len(table), ["system", "status"]] = [extra, "cannot be evaluated as a retrieval system"]
@@ -336,7 +366,7 @@ def evaluate_collection(
     return table
 
 
-def write_outputs(state, results, config, argv, started, eval_collections) -> None:
+def write_outputs(state, results, config, argv, started, eval_collections, begun: dict | None = None) -> None:
     directory = state.directory
     write_csv(directory / "results.csv", results)
     write_csv(directory / "phases.csv", (record.row() for record in state.meter.records))
@@ -357,5 +387,5 @@ def write_outputs(state, results, config, argv, started, eval_collections) -> No
     )
     write_json(
         directory / "manifest.json",
-        manifest.build(config, argv, state, started, [c.name for c in eval_collections]),
+        manifest.build(config, argv, state, started, [c.name for c in eval_collections], begun),
     )

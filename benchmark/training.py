@@ -4,15 +4,21 @@ A regime contributes only the order of its batches and its loss. Validation runs
 queries; the best trained checkpoint (validation nDCG@10; the initial weights are a point of the curve, not a
 candidate) is kept and restored at the end; training stops early after ``patience`` validations without
 improvement.
+
+Determinism: every cell seeds torch, Python's and NumPy's generators from its seed, so the same seed and config on
+a CPU (with the same number of threads) give bitwise-identical weights and metrics, whatever ran before it in the
+process; work done between steps for bookkeeping (saving a checkpoint) cannot draw from the training generator.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from transformers import get_scheduler
 
@@ -59,6 +65,13 @@ class TrainingOutcome:
     curve: list[CurvePoint] = field(default_factory=list)
 
 
+def seed_everything(seed: int) -> None:
+    """torch (dropout), Python and NumPy generators, so a cell's training depends on its seed alone."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: the regime's training is stopped and its status says so."""
 
@@ -76,9 +89,13 @@ def train(
     cell: str,
     seed: int,
     on_step: Callable[[int], None] | None = None,
+    on_validation: Callable[[int], None] | None = None,
 ) -> TrainingOutcome:
-    """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights."""
-    torch.manual_seed(seed)
+    """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights.
+
+    ``on_validation(step)`` runs after each validation with the validated weights in place (to keep checkpoints).
+    """
+    seed_everything(seed)
     steps_per_epoch = math.ceil(len(triples) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
     optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -102,6 +119,9 @@ def train(
             score = validation.score(encoder)
             record.count = len(validation.queries)
         encoder.train()
+        if on_validation is not None:
+            with torch.random.fork_rng(devices=[]):  # the callback's draws must not change the training
+                on_validation(outcome.steps)
         outcome.curve.append(CurvePoint(outcome.steps, outcome.examples_consumed, train_seconds, score))
         if score > outcome.best_validation:
             outcome.best_validation = score

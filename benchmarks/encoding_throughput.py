@@ -37,7 +37,9 @@ def main() -> None:
 
     peer = pyterrier_dr.SBertBiEncoder(resolve_model(DEFAULT_MODEL), batch_size=args.batch_size, device="cpu")
     peer.model.max_seq_length = args.max_length
+    # The evaluation path: a trained encoder is indexed with its weights in the inference precision.
     ours = BiEncoder(EncoderConfig(max_doc_length=args.max_length, precision=args.precision, device="cpu"))
+    ours.for_inference()
 
     peer.encode_docs(texts[:16])  # warm up both sides
     ours.encode(texts[:16], "doc", args.batch_size)

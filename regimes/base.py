@@ -60,12 +60,37 @@ def format_value(value: Any) -> str:
 
 @dataclass
 class TripleEmbeddings:
-    """Embeddings of one batch of (query, positive, negative) triples, row i of each belonging together."""
+    """Embeddings of one batch of (query, positive, negative) triples, row i of each belonging together.
+
+    On several processes (accelerate launch, torchrun) each holds some rows of the batch: its ``queries``,
+    ``positives`` and ``negatives``. ``all_positives`` and ``all_negatives`` are every process's documents,
+    gathered with gradients, in batch order, so in-batch losses see as many negatives as in one process; this
+    process's rows start at ``offset``. In one process the ``all_`` tensors are the local ones.
+    """
 
     queries: torch.Tensor
     positives: torch.Tensor
     negatives: torch.Tensor
     similarity: Similarity
+    all_positives: torch.Tensor | None = None
+    all_negatives: torch.Tensor | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.all_positives is None:
+            self.all_positives = self.positives
+        if self.all_negatives is None:
+            self.all_negatives = self.negatives
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of the whole batch."""
+        return slice(self.offset, self.offset + self.queries.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        """Triples in the whole batch, over all processes."""
+        return self.all_positives.shape[0]
 
 
 class Regime(ABC):
@@ -128,7 +153,13 @@ class Regime(ABC):
 
     @abstractmethod
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
-        """The scalar training loss of one batch."""
+        """The scalar loss of this process's rows of ``batch`` (the whole batch; its own triples are
+        ``batch[embeddings.rows]``).
+
+        It must be a mean over this process's queries of a per-query term with the same number of entries for
+        every query: the training loop weights each process's loss by its share of the batch, so that several
+        processes compute the same gradient as one.
+        """
 
 
 REGISTRY: dict[str, type[Regime]] = {}

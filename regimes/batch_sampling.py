@@ -64,9 +64,9 @@ TRIPLES_PER_CLUSTER_IN_BATCHES = 4  # auto: enough clusters that each holds abou
 
 def in_batch_info_nce(embeddings: TripleEmbeddings, temperature: float) -> torch.Tensor:
     """Cross-entropy of query i over [all positives, all negatives] of the batch, the target its own positive."""
-    documents = torch.cat([embeddings.positives, embeddings.negatives])
-    logits = embeddings.similarity(embeddings.queries, documents) / temperature  # (B, 2B)
-    targets = torch.arange(embeddings.queries.shape[0], device=logits.device)
+    documents = torch.cat([embeddings.all_positives, embeddings.all_negatives])  # every process's documents
+    logits = embeddings.similarity(embeddings.queries, documents) / temperature  # (local rows, 2B)
+    targets = torch.arange(embeddings.queries.shape[0], device=logits.device) + embeddings.offset
     return F.cross_entropy(logits, targets)
 
 
@@ -220,7 +220,7 @@ class BatchSampling(Regime):
         if not self.tas_balanced:
             return in_batch_info_nce(embeddings, self.settings["temperature"])
         margins, in_batch = teacher_margins(
-            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0
+            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0, embeddings.rows
         )
         return self.criterion(embeddings, margins, in_batch)
 

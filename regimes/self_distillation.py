@@ -98,12 +98,12 @@ class AdaptiveMarginLoss(nn.Module):
         sim = embeddings.similarity
         q, pos, neg = embeddings.queries, embeddings.positives, embeddings.negatives
         positive_scores = torch.diagonal(sim(q, pos))
-        if self.in_batch:
-            margin = positive_scores[:, None] - sim(q, neg)  # (B, B): row i anchored on query i
-            doc_similarity = sim(pos, neg)  # entry (i, j): sim(d+_i, d-_j)
+        if self.in_batch:  # the other triples' negatives: those of every process
+            margin = positive_scores[:, None] - sim(q, embeddings.all_negatives)  # (B, B): row i anchored on q_i
+            doc_similarity = sim(pos, embeddings.all_negatives)  # entry (i, j): sim(d+_i, d-_j)
         elif self.target == "distributed":
             margin = (positive_scores - torch.diagonal(sim(q, neg)))[None, :]  # (1, B), broadcast over rows
-            doc_similarity = sim(pos, neg)  # entry (i, j): sim(d+_i, d-_j), the targets of triple j
+            doc_similarity = sim(embeddings.all_positives, neg)  # entry (i, j): sim(d+_i, d-_j), triple j's targets
         else:
             margin = positive_scores - torch.diagonal(sim(q, neg))
             doc_similarity = torch.diagonal(sim(pos, neg))

@@ -61,12 +61,13 @@ class MarginMSELoss(nn.Module):
         if self.in_batch_weight > 0:
             if teacher_in_batch_margins is None:
                 raise ValueError("the in-batch term needs teacher margins for every in-batch pair")
-            docs = torch.cat([pos, neg])  # (2B, dim): d_j for j < B are positives, then negatives
-            student_in_batch = positive_scores[:, None] - sim(q, docs)  # (B, 2B)
-            batch = q.shape[0]
+            # (2B, dim): every process's positives, then every process's negatives
+            docs = torch.cat([embeddings.all_positives, embeddings.all_negatives])
+            student_in_batch = positive_scores[:, None] - sim(q, docs)  # (local rows, 2B)
+            batch, rows = embeddings.batch_size, torch.arange(q.shape[0])
             own = torch.zeros_like(student_in_batch, dtype=torch.bool)
-            own[torch.arange(batch), torch.arange(batch)] = True  # d+_i is not its own negative
-            own[torch.arange(batch), torch.arange(batch) + batch] = True  # d-_i is covered by the pair term
+            own[rows, rows + embeddings.offset] = True  # d+_i is not its own negative
+            own[rows, rows + embeddings.offset + batch] = True  # d-_i is covered by the pair term
             error = (student_in_batch - teacher_in_batch_margins) ** 2
             if batch > 1:  # a batch of one triple has no other document
                 loss = loss + self.in_batch_weight * error[~own].mean()
@@ -74,17 +75,23 @@ class MarginMSELoss(nn.Module):
 
 
 def teacher_margins(
-    pair_scores: dict[PairKey, float], batch: Sequence[Triple], device: torch.device, in_batch: bool
+    pair_scores: dict[PairKey, float],
+    batch: Sequence[Triple],
+    device: torch.device,
+    in_batch: bool,
+    rows: slice = slice(None),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The teacher's margins t(q,d+) - t(q,d-) of a batch and, for the in-batch term, t(q_i,d+_i) - t(q_i,d_j)
-    for every document d_j of the batch (columns: the positives, then the negatives)."""
+    """The teacher's margins t(q,d+) - t(q,d-) of the batch's ``rows`` and, for the in-batch term,
+    t(q_i,d+_i) - t(q_i,d_j) for every document d_j of the whole batch (columns: the positives, then the
+    negatives)."""
     score = pair_scores
-    positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in batch], device=device)
-    negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in batch], device=device)
+    local = batch[rows]
+    positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in local], device=device)
+    negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in local], device=device)
     others = None
     if in_batch:
         docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-        table = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in batch], device=device)
+        table = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in local], device=device)
         others = positives[:, None] - table
     return positives - negatives, others
 
@@ -158,7 +165,7 @@ class TeacherDistillation(Regime):
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
         margins, in_batch = teacher_margins(
-            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0
+            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0, embeddings.rows
         )
         return self.criterion(embeddings, margins, in_batch)
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -170,13 +170,25 @@ class BiEncoderTeacher(Teacher):
 
         self.config = replace(encoder_config, model=self.argument, pooling="auto")
         self.encoder = BiEncoder(self.config)
+        self._vectors: dict[tuple[str, str], np.ndarray] = {}  # (kind, id) -> embedding; the teacher is frozen
+
+    def embeddings(self, kind: Literal["query", "doc"], ids: Sequence[str], inputs: TeacherInputs) -> np.ndarray:
+        """Each query and document is encoded once per run, however many pairs and calls it is in."""
+        missing = [i for i in dict.fromkeys(ids) if (kind, i) not in self._vectors]
+        if missing:
+            if kind == "query":
+                texts = [inputs.collection.queries[i] for i in missing]
+            else:
+                texts = inputs.collection.document_texts(missing)
+            for i, vector in zip(missing, self.encoder.encode(texts, kind), strict=True):
+                self._vectors[(kind, i)] = vector
+        return np.stack([self._vectors[(kind, i)] for i in ids])
 
     def score_pairs(self, pairs, inputs):
-        """Each distinct query and document is encoded once, however many pairs it is in."""
         query_ids = sorted({q for q, _ in pairs})
         doc_ids = sorted({d for _, d in pairs})
-        query_vectors = self.encoder.encode([inputs.collection.queries[q] for q in query_ids], "query")
-        doc_vectors = self.encoder.encode(inputs.collection.document_texts(doc_ids), "doc")
+        query_vectors = self.embeddings("query", query_ids, inputs)
+        doc_vectors = self.embeddings("doc", doc_ids, inputs)
         query_row = {q: i for i, q in enumerate(query_ids)}
         doc_row = {d: i for i, d in enumerate(doc_ids)}
         return {(q, d): float(query_vectors[query_row[q]] @ doc_vectors[doc_row[d]]) for q, d in pairs}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +118,252 @@ def test_unknown_model(tmp_path, ir_datasets_home):
         env={"IR_DATASETS_HOME": str(ir_datasets_home)},
     )
     assert_one_line_error(result, "could not be loaded", "local Hugging Face folder")
+
+
+# --- reliability: a killed run resumes to the uninterrupted results; no network fails fast --------------------
+TINY_RUN = [
+    "--regimes",
+    "all",
+    "--data-fraction",
+    "1.0",
+    "--precision",
+    "fp32",
+    "--device",
+    "cpu",
+    "--max-doc-length",
+    "32",
+    "--max-query-length",
+    "16",
+    "--batch-size",
+    "2",
+    "--validate-every",
+    "2",
+    "--negatives-per-positive",
+    "2",
+    "--learning-rate",
+    "3e-3",  # large enough that every regime moves the tiny model's metrics
+    "--no-energy",
+]
+# Costs and timings differ between two runs by nature; everything else in results.csv must not.
+TIMING_COLUMNS = {"run_id", "train_wall_to_best_s", "reused_phases"} | {
+    f"{prefix}{name}"
+    for prefix in ("charged_", "speedup_")
+    for name in ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg", "wall", "energy")
+}
+
+# The real CLI, with each training step of one regime slowed down and announced in a marker file, so the test
+# kills the run while that regime trains, whatever the machine's speed.
+SLOW_REGIME_CLI = """
+import sys, time
+from pathlib import Path
+import benchmark.training as training
+
+marker, slow_label, original = Path(sys.argv[1]), sys.argv[2], training.train
+
+def train(*args, **kwargs):
+    if kwargs["charged_to"] == slow_label:
+        advance = kwargs["on_step"]
+        def on_step(n):
+            marker.write_text("training")
+            time.sleep(0.5)
+            advance(n)
+        kwargs["on_step"] = on_step
+    return original(*args, **kwargs)
+
+training.train = train
+from benchmark.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory) -> tuple[list[str], dict]:
+    """A tiny random BERT, a tiny BEIR folder, a private ir_datasets home and cache: CLI arguments and env."""
+    from tests.benchmark.conftest import write_beir
+    from tests.tiny import save_tiny_bert
+
+    base = tmp_path_factory.mktemp("tiny-cli")
+    model = save_tiny_bert(base / "bert")
+    folder = write_beir(base / "beir")
+    arguments = [*TINY_RUN, "--dataset", str(folder), "--model", str(model), "--cache-dir", str(base / "cache")]
+    return arguments, {"IR_DATASETS_HOME": str(base / "ir_datasets"), "OMP_NUM_THREADS": "1"}
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def finished_cells(run: Path) -> dict[str, Path]:
+    """Cell id -> folder, for the cells with a completion marker."""
+    done = [folder for folder in (run / "cells").glob("*") if (folder / "cell.json").exists()]
+    return {json.loads((folder / "cell.json").read_text())["cell"]: folder for folder in done}
+
+
+def files_under(folders, root: Path) -> dict[Path, bytes]:
+    return {path.relative_to(root): path.read_bytes() for f in folders for path in f.rglob("*") if path.is_file()}
+
+
+def test_killed_run_resumes_to_the_uninterrupted_results(tiny_setup, tmp_path):
+    """SIGKILL while the second regime trains; `--resume` keeps the first regime's cell as it was, trains the cut-off
+    one again from scratch and ends with the results, curves and models of an uninterrupted run (timings aside)."""
+    arguments, env = tiny_setup
+    out = tmp_path / "out"
+    marker = tmp_path / "second-regime-trains"
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLOW_REGIME_CLI, str(marker), "self-distillation", "run", *arguments]
+            + ["--out", str(out), "--run-id", "killed"],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    killed = out / "killed"
+    assert marker.exists(), (tmp_path / "killed.log").read_text()[-3000:]
+    assert process.returncode == -signal.SIGKILL
+    first = finished_cells(killed)
+    assert list(first) == ["batch-sampling|f=1.0|seed=42"]  # the second regime was cut off mid-training
+    assert not (killed / "results.csv").exists()
+    before = files_under(first.values(), killed)
+    model_before = (killed / "models" / "batch-sampling" / "model.safetensors").read_bytes()
+
+    resumed = cli("run", "--resume", "killed", "--out", str(out), env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = " ".join(resumed.stderr.split())  # rich wraps long lines
+    assert "batch-sampling|f=1.0|seed=42: finished by an earlier attempt; loaded, not retrained" in said
+    assert "self-distillation|f=1.0|seed=42: cut off mid-training by an earlier attempt; training it again" in said
+    assert "Training batch-sampling" not in said
+    assert files_under(first.values(), killed) == before  # the first regime's finished cell is untouched
+    assert (killed / "models" / "batch-sampling" / "model.safetensors").read_bytes() == model_before
+
+    whole = cli("run", *arguments, "--out", str(out), "--run-id", "whole", env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    resumed_rows, whole_rows = read_rows(killed / "results.csv"), read_rows(out / "whole" / "results.csv")
+    assert {row["system"] for row in resumed_rows} == {
+        "bm25",
+        "initial",
+        "teacher:ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2",
+        "batch-sampling",
+        "self-distillation",
+        "teacher-distillation",
+    }
+    assert all(row["status"] == "ok" for row in resumed_rows)
+    for mine, theirs in zip(resumed_rows, whole_rows, strict=True):
+        assert {k: v for k, v in mine.items() if k not in TIMING_COLUMNS} == {
+            k: v for k, v in theirs.items() if k not in TIMING_COLUMNS
+        }
+    assert len({row["nDCG@10"] for row in resumed_rows}) > 2  # the regimes moved the metrics: a real comparison
+
+    def curves(run: Path) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in read_rows(run / "curves.csv")]
+
+    assert curves(killed) == curves(out / "whole")
+    for regime in ("batch-sampling", "self-distillation", "teacher-distillation"):
+        weights = Path("models") / regime / "model.safetensors"
+        assert (killed / weights).read_bytes() == (out / "whole" / weights).read_bytes(), regime
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["state"] == "finished" and len(manifest["attempts"]) == 2
+    assert "from scratch" in manifest["cells"]["self-distillation|f=1.0|seed=42"]
+
+
+# Loaded by every Python started with this folder on PYTHONPATH: no socket can connect, as on a machine offline.
+NO_NETWORK = """
+import socket
+
+def refuse(*args, **kwargs):
+    raise OSError(101, "Network is unreachable (blocked by the test)")
+
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+"""
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("model", ["model 'some-org/not-on-this-machine' could not be loaded", "local Hugging Face folder"]),
+        ("dataset", ["beir/scifact", "IR_DATASETS_HOME"]),
+        ("teacher", ["teacher cross-encoder 'some-org/not-a-cached-teacher' could not be loaded", "local folder"]),
+    ],
+)
+def test_no_network_fails_fast_naming_what_is_missing(case, words, tiny_setup, tmp_path):
+    """With every connection refused and nothing cached, a model, a dataset or a teacher that would have to be
+    downloaded stops the run within 30 s, on one line saying what is missing and how to provide it
+    (codecarbon's tracker runs too: energy is measured in these runs)."""
+    arguments, env = tiny_setup
+    blocker = tmp_path / "no-network"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_NETWORK)
+    offline = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    offline.update(
+        env,
+        PYTHONPATH=str(blocker),
+        HF_HOME=str(tmp_path / "empty-hf-home"),
+        IR_DATASETS_HOME=str(tmp_path / "empty-ir-datasets-home"),
+    )
+    tiny = [a for a in arguments if a != "--no-energy"]
+    options = {
+        "model": [*tiny, "--model", "some-org/not-on-this-machine"],
+        "dataset": ["--max-eval-queries", "5"],
+        "teacher": [*tiny, "--regimes", "teacher-distillation:teacher=cross-encoder:some-org/not-a-cached-teacher"],
+    }[case]
+    if case == "teacher":
+        offline["IR_DATASETS_HOME"] = env["IR_DATASETS_HOME"]  # the tiny folder's docstore may live there
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark", "run", *options, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=offline,
+        cwd=REPO,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for word in words:
+        assert word in last, last
+    assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+def test_resume_of_a_missing_run_or_another_configuration_is_refused(tmp_path):
+    """--resume finds the run under --out; a changed option is named, and the stored run is left as it was."""
+    result = cli("run", "--resume", "nope", "--out", str(tmp_path))
+    assert_one_line_error(result, "no run 'nope' to resume", "--out")
+    run = tmp_path / "mine"
+    run.mkdir()
+    stored = {
+        "run_id": "mine",
+        "state": "running",
+        "command": ["python", "-m", "benchmark", "run", "--seeds", "7", "--no-energy"],
+        "config": {"seeds": [7]},
+    }
+    (run / "manifest.json").write_text(json.dumps(stored))
+    result = cli("run", "--resume", "mine", "--out", str(tmp_path), "--learning-rate", "0.1")
+    assert_one_line_error(result, "run mine was made with another configuration", "--run-id")
+    assert json.loads((run / "manifest.json").read_text()) == stored
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+
+
+def test_malformed_input_through_the_cli_names_file_and_line(tiny_setup, tmp_path):
+    """One line, exit status 2, and an earlier run in the same --out untouched."""
+    arguments, env = tiny_setup
+    folder = Path(arguments[arguments.index("--dataset") + 1])
+    broken = shutil.copytree(folder, tmp_path / "broken")
+    with open(broken / "queries.jsonl", "a") as stream:
+        stream.write('{"_id": "q9", "text": "an unfinished line\n')
+    earlier = tmp_path / "out" / "earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "results.csv").write_text("precious")
+    result = cli("run", *arguments, "--dataset", str(broken), "--out", str(tmp_path / "out"), env=env)
+    assert_one_line_error(result, f"{broken / 'queries.jsonl'}, line 9: not a JSON object")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["earlier"]
+    assert (earlier / "results.csv").read_text() == "precious"

@@ -72,9 +72,66 @@ def test_unknown_dataset_id_is_a_usage_error():
 
 
 def test_qrels_naming_an_absent_document(tiny_beir):
-    """Judgments that name a document the corpus lacks give a UsageError naming that document."""
+    """Judgments that name a document the corpus lacks are refused before any work, naming file, line and id."""
     write_qrels(tiny_beir / "qrels" / "train.tsv", [("q1", "d1", 1), ("q2", "ghost", 1)])
-    collection = training_collection(str(tiny_beir))
+    with pytest.raises(UsageError, match=r"qrels/train.tsv, line 3: document 'ghost' is not in corpus.jsonl"):
+        training_collection(str(tiny_beir))
+    collection = evaluation_collection(str(tiny_beir))  # the test split names no absent document
     assert collection.document_texts(["d1"]) == [" ".join(DOCUMENTS["d1"])]
     with pytest.raises(UsageError, match="'ghost'"):
-        collection.document_texts([doc for docs in collection.qrels.values() for doc in docs])
+        collection.document_texts(["ghost"])
+
+
+CORPUS_LINE = '{"_id": "d99", "title": "t", "text": "x"}'
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "message"),
+    [
+        ("corpus.jsonl", "{not json", r"corpus.jsonl, line 13: not a JSON object"),
+        ("corpus.jsonl", "", r"corpus.jsonl, line 13: not a JSON object"),
+        ("corpus.jsonl", '["d99", "t", "x"]', r"corpus.jsonl, line 13: not a JSON object"),
+        ("corpus.jsonl", '{"_id": "d99", "text": "x"}', r"corpus.jsonl, line 13: no 'title' field"),
+        ("corpus.jsonl", '{"_id": 99, "title": "t", "text": "x"}', r"line 13: '_id' must be a non-empty string"),
+        ("corpus.jsonl", '{"_id": "d1", "title": "t", "text": "x"}', r"line 13: id 'd1' was already given on line 1"),
+        ("queries.jsonl", '{"_id": "q99"}', r"queries.jsonl, line 9: no 'text' field"),
+        ("qrels/train.tsv", "q1\td1", r"train.tsv, line 9: 2 columns"),
+        ("qrels/train.tsv", "q1\td1\thigh", r"train.tsv, line 9: score 'high' is not a whole number"),
+        ("qrels/train.tsv", "q99\td1\t1", r"train.tsv, line 9: query 'q99' is not in queries.jsonl"),
+    ],
+)
+def test_a_malformed_line_is_named_by_file_and_line(tiny_beir, file, line, message):
+    """Every line is checked the way ir_datasets will read it; the first bad one is reported before any work."""
+    with open(tiny_beir / file, "a") as stream:
+        stream.write(line + "\n")
+    with pytest.raises(UsageError, match=message):
+        training_collection(str(tiny_beir))
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("corpus.jsonl", "", r"corpus.jsonl is empty"),
+        ("queries.jsonl", "", r"queries.jsonl is empty"),
+        ("qrels/train.tsv", "query-id\tcorpus-id\tscore\n", r"train.tsv holds no judgments"),
+        ("qrels/train.tsv", "q1\td1\t1\n", r"train.tsv, line 1: not the header"),
+        ("corpus.jsonl", b"\xff\xfe" + CORPUS_LINE.encode(), r"corpus.jsonl: not UTF-8 text"),
+    ],
+)
+def test_empty_or_unreadable_files_are_refused(tiny_beir, file, content, message):
+    path = tiny_beir / file
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(UsageError, match=message):
+        training_collection(str(tiny_beir))
+
+
+def test_an_edited_corpus_is_read_again(tiny_beir):
+    """ir_datasets keeps a docstore per corpus: an edited corpus.jsonl gets a new one, never the stale texts."""
+    before = training_collection(str(tiny_beir))
+    assert before.document_texts(["d1"]) == [" ".join(DOCUMENTS["d1"])]
+    lines = (tiny_beir / "corpus.jsonl").read_text().splitlines()
+    lines[0] = '{"_id": "d1", "title": "Edited", "text": "a new text for the first document"}'
+    (tiny_beir / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    after = training_collection(str(tiny_beir))
+    assert after.corpus_key != before.corpus_key
+    assert after.document_texts(["d1"]) == ["Edited a new text for the first document"]

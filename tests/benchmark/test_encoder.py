@@ -3,6 +3,7 @@ sentence-transformers and pyterrier-dr load into the same embeddings."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -203,3 +204,34 @@ def test_cuda_without_a_gpu_is_a_usage_error(tiny_model_dir):
         pytest.skip("a CUDA device is visible")
     with pytest.raises(UsageError, match="--device cuda"):
         make_encoder(tiny_model_dir, device="cuda")
+
+
+def attention_dropout_probabilities(encoder: BiEncoder) -> set[float]:
+    return {layer.attention.self.dropout.p for layer in encoder.model.encoder.layer}
+
+
+def test_attention_dropout_is_off_by_default_and_the_saved_model_keeps_its_own(tiny_model_dir, tmp_path):
+    """Training runs without attention dropout (fused attention), but the saved config is the model's own."""
+    encoder = make_encoder(tiny_model_dir)
+    assert attention_dropout_probabilities(encoder) == {0.0}
+    assert encoder.model.encoder.layer[0].output.dropout.p == 0.1  # hidden dropout untouched
+    encoder.save(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["attention_probs_dropout_prob"] == 0.1
+    assert encoder.model.config.attention_probs_dropout_prob == 0.0  # still training as configured
+
+
+def test_dropout_settings_reach_the_model(tiny_model_dir):
+    """--attention-dropout model keeps the model's value; --dropout sets every hidden-state dropout."""
+    kept = make_encoder(tiny_model_dir, attention_dropout=None)
+    assert attention_dropout_probabilities(kept) == {0.1}
+    changed = make_encoder(tiny_model_dir, dropout=0.0, attention_dropout=0.25)
+    assert attention_dropout_probabilities(changed) == {0.25}
+    modules = changed.model.named_modules()
+    hidden = [m.p for name, m in modules if isinstance(m, torch.nn.Dropout) and not name.endswith("self.dropout")]
+    assert hidden and set(hidden) == {0.0}
+
+
+def test_a_dropout_outside_zero_to_one_is_refused(tiny_model_dir):
+    with pytest.raises(UsageError, match="--attention-dropout 1.5 is not a probability"):
+        make_encoder(tiny_model_dir, attention_dropout=1.5)

@@ -108,3 +108,19 @@ def test_write_replaces_the_file(tmp_path):
     write_atomic(path, "short\n")
     assert path.read_text() == "short\n"
     assert os.listdir(tmp_path) == ["report.md"]
+
+
+def test_publish_moves_complete_files_into_place(tmp_path):
+    """Files a library wrote elsewhere replace their namesakes one rename each; others already there stay."""
+    staging, target = tmp_path / "staging", tmp_path / "runs"
+    (staging / "sub").mkdir(parents=True)
+    (staging / "bm25.res.gz").write_bytes(b"new run")
+    (staging / "sub" / "qrels.tsv").write_text("q\td\t1\n")
+    target.mkdir()
+    (target / "bm25.res.gz").write_bytes(b"old run")
+    (target / "initial.res.gz").write_bytes(b"kept")
+    files.publish(staging, target)
+    assert (target / "bm25.res.gz").read_bytes() == b"new run"
+    assert (target / "sub" / "qrels.tsv").read_text() == "q\td\t1\n"
+    assert (target / "initial.res.gz").read_bytes() == b"kept"
+    assert not staging.exists()

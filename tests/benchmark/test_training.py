@@ -4,9 +4,11 @@ schedule, best-checkpoint restoration, early stopping and a non-finite loss."""
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 import torch
 
@@ -260,3 +262,56 @@ def test_infinite_loss_also_stops(tiny_encoder, bad):
     outcome, _ = run(tiny_encoder, scripted(), regime=Infinite())
     assert outcome.status.startswith("stopped: non-finite loss")
     assert outcome.steps == 0
+
+
+def test_keeping_checkpoints_does_not_change_training(tiny_model_dir, tmp_path):
+    """on_validation runs at every validation with the validated weights; what it does (saving a model, drawing
+    random numbers) leaves the dropout masks, hence the trained weights, bit for bit as without it."""
+    plain, keeping = make_encoder(tiny_model_dir), make_encoder(tiny_model_dir)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in plain.model.modules())  # masks are drawn
+    run(plain, scripted(0.1, 0.2, 0.3))
+    seen: list[int] = []
+
+    def keep(step: int) -> None:
+        seen.append(step)
+        torch.rand(1000)
+        keeping.save(tmp_path / f"step-{step}")
+
+    config = TrainingConfig(batch_size=2, learning_rate=1e-3, validate_every=2)
+    meter = Meter(torch.device("cpu"), energy=False)
+    outcome = train(
+        keeping,
+        SelfDistillation(),
+        TRIPLES,
+        texts,
+        scripted(0.1, 0.2, 0.3),
+        0.25,
+        config,
+        meter,
+        charged_to=CHARGED,
+        cell=CELL,
+        seed=13,
+        on_validation=keep,
+    )
+    assert seen == [p.step for p in outcome.curve[1:]] == [2, 4, 5]
+    assert (tmp_path / "step-4" / "model.safetensors").exists()
+    assert same_weights(plain.state_copy(), keeping.state_copy())
+
+
+class GlobalShuffle(SelfDistillation):
+    """Orders its batches with the global generators, as a third-party regime might."""
+
+    def batches(self, triples, batch_size, seed):
+        order = list(triples)
+        random.shuffle(order)
+        order = [order[i] for i in np.random.permutation(len(order))]
+        yield from super().batches(order, batch_size, seed)
+
+
+def test_global_generators_are_seeded_per_cell(tiny_model_dir):
+    """Whatever ran before in the process, the same seed gives the same training."""
+    first, second = make_encoder(tiny_model_dir), make_encoder(tiny_model_dir)
+    run(first, scripted(0.1, 0.2, 0.3), regime=GlobalShuffle())
+    random.seed(999), np.random.seed(999), torch.manual_seed(999)
+    run(second, scripted(0.1, 0.2, 0.3), regime=GlobalShuffle())
+    assert same_weights(first.state_copy(), second.state_copy())

@@ -1,0 +1,28 @@
+"""Run configuration: what a resume compares, and how a refused resume names what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.config import RESUME_FREE, RunConfig, comparable, differences
+from benchmark.training import TrainingConfig
+
+
+def test_comparable_drops_only_what_a_resume_may_change():
+    """Output place, run id, cache, --resume and --keep-checkpoints may differ; every other setting is compared."""
+    config = RunConfig(regimes=("self-distillation",), out=Path("/a"), run_id="x", resume=True, keep_checkpoints=True)
+    stored = comparable(config.as_dict())
+    assert not RESUME_FREE & set(stored)
+    assert stored["regimes"] == ["self-distillation"]  # JSON types, as read back from manifest.json
+    assert stored["training"]["learning_rate"] == 2e-5
+    moved = RunConfig(regimes=("self-distillation",), out=Path("/b"), run_id="y", cache_dir=Path("/c"))
+    assert comparable(moved.as_dict()) == stored
+
+
+def test_differences_name_the_nested_setting_and_both_values():
+    """A changed learning rate is reported by its dotted name with the stored and the new value."""
+    before = comparable(RunConfig(regimes=("self-distillation",)).as_dict())
+    after = comparable(RunConfig(regimes=("self-distillation",), training=TrainingConfig(learning_rate=1e-3)).as_dict())
+    assert differences(before, after) == ["training.learning_rate (2e-05 -> 0.001)"]
+    assert differences(before, before) == []
+    assert differences({"seeds": [1]}, {}) == ["seeds ([1] -> None)"]
