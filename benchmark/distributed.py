@@ -81,6 +81,9 @@ class Processes:
             dist.barrier()
 
 
+ONE_PROCESS = Processes()
+
+
 def launched_processes() -> int:
     """How many processes the launcher started (accelerate launch and torchrun both set WORLD_SIZE)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -89,7 +92,7 @@ def launched_processes() -> int:
 def start(device: torch.device) -> Processes:
     """Join the other processes, if a launcher started several: gloo on CPUs, NCCL on GPUs (via accelerate)."""
     if launched_processes() <= 1:
-        return Processes()
+        return ONE_PROCESS
     from accelerate import PartialState
 
     state = PartialState(cpu=device.type == "cpu")
@@ -114,7 +117,7 @@ def wrap(encoder: BiEncoder, processes: Processes) -> nn.Module:
     module = TripleEncoder(encoder)
     if not processes.distributed:
         return module
-    device_ids = [encoder.device.index or 0] if encoder.device.type == "cuda" else None
+    device_ids = [torch.cuda.current_device()] if encoder.device.type == "cuda" else None
     # find_unused_parameters: a pooling may leave parts of the model (BERT's pooler) out of the graph
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 

@@ -82,9 +82,9 @@ class _Open:
 class Meter:
     """Measures phases; ``records`` holds one PhaseRecord per completed phase, in order."""
 
-    def __init__(self, device: torch.device, country: str = "DEU", energy: bool = True) -> None:
+    def __init__(self, device: torch.device, country: str = "DEU", energy: bool = True, devices: int = 1) -> None:
         self.device = device
-        self.accelerators = 1 if device.type == "cuda" else 0
+        self.accelerators = devices if device.type == "cuda" else 0  # accelerator-hours = wall-clock x devices
         self.records: list[PhaseRecord] = []
         self._stack: list[_Open] = []
         self._tracker = None

@@ -19,6 +19,12 @@ console = Console(width=None if Console().is_terminal else 200)
 status_console = Console(stderr=True)
 
 
+def silence() -> None:
+    """No output from this process (a training process other than the main one)."""
+    console.quiet = True
+    status_console.quiet = True
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

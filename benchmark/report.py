@@ -98,6 +98,7 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     seed=run.cell.seed,
                     examples_budget=run.budget,
                     examples_consumed=outcome.examples_consumed,
+                    processes=outcome.processes,
                     steps=outcome.steps,
                     best_step=outcome.best_step,
                     examples_at_best=outcome.best_examples,

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark import cells, claims_report, evaluation, manifest, network, report
+import torch
+
+from benchmark import cells, claims_report, distributed, evaluation, manifest, network, report
 from benchmark.bm25 import BM25Index, mine_triples
 from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
@@ -29,7 +33,7 @@ from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
 from benchmark.files import publish, read_json, write_atomic, write_csv, write_json
 from benchmark.measure import Meter
-from benchmark.progress import bar, say
+from benchmark.progress import bar, say, silence
 from benchmark.run_folder import open_run_folder
 from benchmark.training import train
 from benchmark.triples import Triple
@@ -50,6 +54,7 @@ class RunState:
     regime_runs: list[RegimeRun] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # cell id -> trained, loaded, or trained again
+    processes: distributed.Processes = distributed.ONE_PROCESS
 
 
 # --- shared data preparation ------------------------------------------------------------------------
@@ -126,6 +131,9 @@ def text_lookup(collection: Collection):
 def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     """Run every regime, evaluate, write the files and print the tables; returns the exit status (1 when a
     regime stopped early on a non-finite loss, after every other regime has run)."""
+    processes = distributed.start(BiEncoder.device_for(config.encoder))
+    if not processes.is_main:
+        return run_worker(config, regimes, processes)
     started = time.time()
     folder = open_run_folder(config)
     directory = folder.directory
@@ -135,9 +143,14 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     try:
         network_note = network.fail_fast_offline()  # before anything could try to download
         device_probe = BiEncoder.device_for(config.encoder)
-        meter = Meter(device_probe, country=config.country, energy=config.energy)
-        state = RunState(directory=directory, meter=meter, reference=config.reference)
+        meter = Meter(device_probe, country=config.country, energy=config.energy, devices=processes.world_size)
+        state = RunState(directory=directory, meter=meter, reference=config.reference, processes=processes)
         state.notes["network"] = network_note
+        state.notes["processes"] = processes.world_size
+        state.notes["energy_scope"] = (
+            "codecarbon in the main process, measuring this machine: every process on it; on several nodes, "
+            "only this node"
+        )
         initial = BiEncoder(config.encoder)  # a missing model fails here, before any data work
         initial_state = initial.state_copy()
         state.notes.update(precision=initial.precision, pooling=initial.pooling, device=str(device_probe))
@@ -157,6 +170,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
         triples, triples_note = mined_triples(train_collection, config, meter)
         state.notes["triples"] = triples_note
+        processes.barrier()  # the other processes read the mined triples from the cache
         if folder.resumed:
             say(f"Continuing run {directory.name}: finished cells are loaded, the others trained")
         texts = text_lookup(train_collection)
@@ -180,7 +194,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                 for fraction in config.fractions_for(regime.label):
                     cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
                     restored = restore_cell(cell, state, config)
-                    if restored is not None:
+                    if processes.broadcast(restored is not None):  # the other processes skip it too
                         state.regime_runs.append(restored)
                         continue
                     cells.start(directory, cell)
@@ -197,10 +211,15 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                         config,
                         meter,
                         directory,
+                        processes,
                     )
                     cells.save(directory, regime_run, meter.records[first_record:])
                     state.regime_runs.append(regime_run)
         initial.load_state(initial_state)
+        if processes.distributed:  # the other processes are done: evaluation runs here, on all of this machine
+            meter.accelerators = min(meter.accelerators, 1)
+            if device_probe.type == "cpu":
+                torch.set_num_threads(len(os.sched_getaffinity(0)))
 
         tables = []
         for collection in eval_collections:
@@ -227,6 +246,59 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     for regime_run in stopped:
         say(f"{regime_run.system}: {regime_run.outcome.status}")
     return 1 if stopped else 0
+
+
+def run_worker(config: RunConfig, regimes: list[Regime], processes: distributed.Processes) -> int:
+    """A training process other than the main one: it trains on its rows of every batch, in step with the main
+    process, which prepares the data first (this one reads its caches), validates, evaluates and writes."""
+    silence()
+    device = BiEncoder.device_for(config.encoder)
+    meter = Meter(device, energy=False)  # the main process measures the machine's energy
+    encoder = BiEncoder(config.encoder)
+    initial_state = encoder.state_copy()
+    collection = training_collection(config.data.dataset)
+    processes.barrier()  # the main process has mined the triples (or found them in the cache)
+    triples, _ = mined_triples(collection, config, meter)
+    texts = text_lookup(collection)
+    for seed in config.seeds:
+        split = split_validation(triples, config.data.validation_fraction, seed)
+        for regime in regimes:
+            for fraction in config.fractions_for(regime.label):
+                if processes.broadcast(None):  # finished by an earlier attempt of the run
+                    continue
+                cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
+                budget = split.budget(fraction)
+                encoder.load_state(initial_state)
+                processes.barrier()  # the main process has prepared this regime; its caches are there
+                context = RegimeContext(
+                    label=cell.regime.label,
+                    cell=cell.id,
+                    collection=collection,
+                    triples=budget,
+                    encoder_config=config.encoder,
+                    meter=meter,
+                    cache_dir=config.cache_dir,
+                    seed=seed,
+                    batch_size=config.training.batch_size,
+                    encoder=encoder,
+                )
+                cell.regime.prepare(context)
+                train(
+                    encoder,
+                    cell.regime,
+                    budget,
+                    texts,
+                    None,
+                    math.nan,
+                    config.training,
+                    meter,
+                    charged_to=cell.regime.label,
+                    cell=cell.id,
+                    seed=seed,
+                    processes=processes,
+                )
+    meter.close()
+    return 0
 
 
 def restore_cell(cell: Cell, state: RunState, config: RunConfig) -> RegimeRun | None:
@@ -264,6 +336,7 @@ def train_regime(
     config: RunConfig,
     meter: Meter,
     directory: Path,
+    processes: distributed.Processes = distributed.ONE_PROCESS,
 ) -> RegimeRun:
     """Train one cell (regime x fraction x seed) from the initial weights and save its selected checkpoint."""
     regime, label = cell.regime, cell.regime.label
@@ -282,6 +355,7 @@ def train_regime(
         encoder=encoder,
     )
     regime.prepare(context)
+    processes.barrier()  # the other processes now prepare from this one's caches (teacher scores)
     say(
         f"Training {label} (fraction {cell.fraction}, seed {cell.seed}) on {len(triples)} triples "
         f"(ceil({cell.fraction} x {len(split.ordered_triples)}))"
@@ -303,6 +377,7 @@ def train_regime(
             seed=cell.seed,
             on_step=advance,
             on_validation=checkpoint_keeper(encoder, cell, meter, directory) if config.keep_checkpoints else None,
+            processes=processes,
         )
     if outcome.steps == 0 and outcome.status == "ok":
         raise UsageError(

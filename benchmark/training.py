@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
+from benchmark.distributed import ONE_PROCESS, Processes, batch_loss, wrap
 from benchmark.encoder import BiEncoder
 from benchmark.measure import Meter
 from benchmark.triples import Triple
 from benchmark.validation import ValidationSet
-from regimes.base import Regime, TripleEmbeddings
+from regimes.base import Regime
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrainingOutcome:
     best_validation: float = float("nan")
     stopped_early: bool = False
     status: str = "ok"
+    processes: int = 1  # training processes; examples_consumed is reconciled over all of them
     curve: list[CurvePoint] = field(default_factory=list)
 
 
@@ -81,7 +83,7 @@ def train(
     regime: Regime,
     triples: Sequence[Triple],
     texts: Callable[[Sequence[Triple]], tuple[list[str], list[str], list[str]]],
-    validation: ValidationSet,
+    validation: ValidationSet | None,
     initial_validation: float,
     config: TrainingConfig,
     meter: Meter,
@@ -90,10 +92,13 @@ def train(
     seed: int,
     on_step: Callable[[int], None] | None = None,
     on_validation: Callable[[int], None] | None = None,
+    processes: Processes = ONE_PROCESS,
 ) -> TrainingOutcome:
     """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights.
 
     ``on_validation(step)`` runs after each validation with the validated weights in place (to keep checkpoints).
+    On several processes each trains on its rows of every batch; only the main one validates (``validation``
+    is None on the others) and its decision to go on is shared.
     """
     seed_everything(seed)
     steps_per_epoch = math.ceil(len(triples) / config.batch_size)
@@ -105,15 +110,23 @@ def train(
         num_warmup_steps=round(config.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
-    outcome = TrainingOutcome(best_validation=-math.inf)
+    outcome = TrainingOutcome(best_validation=-math.inf, processes=processes.world_size)
     outcome.curve.append(CurvePoint(0, 0, 0.0, initial_validation))
     best_state = None
     without_improvement = 0
     train_seconds = 0.0
+    local_examples = 0  # this process's rows, summed over processes at the end
+    model = wrap(encoder, processes)
     encoder.train()
 
     def validate() -> bool:
         """Score the current weights; keep them if best. Returns False when patience is exhausted."""
+        if validation is None:  # not the main process: the main one validates and says whether to go on
+            outcome.curve.append(CurvePoint(outcome.steps, outcome.examples_consumed, train_seconds, math.nan))
+            return processes.broadcast(True)
+        return processes.broadcast(validate_here())
+
+    def validate_here() -> bool:
         nonlocal best_state, without_improvement
         with meter.phase("validate", charged_to, cell) as record:
             score = validation.score(encoder)
@@ -139,18 +152,13 @@ def train(
         for epoch in range(config.epochs):
             if not keep_going:
                 break
-            for batch in regime.batches(triples, config.batch_size, seed + epoch):
+            # the main process's batches are everyone's, whatever a regime's preparation did elsewhere
+            batches = processes.broadcast(list(regime.batches(triples, config.batch_size, seed + epoch)))
+            for batch in batches:
                 started = time.perf_counter()
-                queries, positives, negatives = texts(batch)
-                embeddings = TripleEmbeddings(
-                    queries=encoder.embed(queries, "query"),
-                    positives=encoder.embed(positives, "doc"),
-                    negatives=encoder.embed(negatives, "doc"),
-                    similarity=encoder.similarity,
-                )
-                loss = regime.loss(embeddings, batch)
-                if not torch.isfinite(loss):
-                    outcome.status = f"stopped: non-finite loss ({loss.item()}) at step {outcome.steps + 1}"
+                loss, whole_batch_loss = batch_loss(model, encoder, regime, batch, texts, processes)
+                if not math.isfinite(whole_batch_loss):  # the same value on every process: all stop together
+                    outcome.status = f"stopped: non-finite loss ({whole_batch_loss}) at step {outcome.steps + 1}"
                     keep_going = False
                     break
                 loss.backward()
@@ -162,6 +170,7 @@ def train(
                 train_seconds += time.perf_counter() - started
                 outcome.steps += 1
                 outcome.examples_consumed += len(batch)
+                local_examples += processes.shares(len(batch))[processes.rank]
                 if on_step is not None:
                     on_step(len(batch))
                 last_of_all = outcome.steps == total_steps
@@ -173,6 +182,9 @@ def train(
         if outcome.curve[-1].step != outcome.steps and outcome.status == "ok":
             validate()
         record.count = outcome.examples_consumed
+    reconciled = processes.total(local_examples)
+    if reconciled != outcome.examples_consumed:  # every budgeted example exactly once, over all processes
+        raise RuntimeError(f"the processes consumed {reconciled:.0f} examples, not {outcome.examples_consumed}")
     if best_state is not None:
         encoder.load_state(best_state)
     encoder.eval()

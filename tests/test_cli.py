@@ -367,3 +367,33 @@ def test_malformed_input_through_the_cli_names_file_and_line(tiny_setup, tmp_pat
     assert_one_line_error(result, f"{broken / 'queries.jsonl'}, line 9: not a JSON object")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["earlier"]
     assert (earlier / "results.csv").read_text() == "precious"
+
+
+# --- several processes ------------------------------------------------------------------------------------------
+def test_two_processes_consume_the_same_examples_as_one(tiny_setup, tmp_path):
+    """`torchrun --nproc-per-node 2` (gloo on the CPU) trains every regime on the same budget as one process: the
+    examples are reconciled over both processes and results.csv says how many trained."""
+    arguments, env = tiny_setup
+    out = tmp_path / "out"
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    two = subprocess.run(
+        [*launcher, "-m", "benchmark", "run", *arguments, "--out", str(out), "--run-id", "two"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = cli("run", *arguments, "--out", str(out), "--run-id", "one", env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    rows = {name: read_rows(out / name / "results.csv") for name in ("one", "two")}
+    trained = {name: [row for row in table if row["examples_consumed"]] for name, table in rows.items()}
+    assert [row["system"] for row in trained["two"]] == [row["system"] for row in trained["one"]]
+    assert len(trained["two"]) == 3
+    for single, double in zip(trained["one"], trained["two"], strict=True):
+        assert double["examples_consumed"] == single["examples_consumed"] == single["examples_budget"]
+        assert (single["processes"], double["processes"]) == ("1", "2")
+        assert double["status"] == "ok"
+    manifest = json.loads((out / "two" / "manifest.json").read_text())
+    assert "processes" in json.dumps(manifest)
