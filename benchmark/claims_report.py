@@ -33,7 +33,8 @@ def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]
 
 
 def significance(run_dir: Path, results: pd.DataFrame, reference: str) -> dict:
-    """Paired t-tests (pt.Experiment, Holm) of each regime's fractions against the reference at 1.0, first seed."""
+    """Paired t-tests (pt.Experiment, Holm) of each regime's fractions (the reference's smaller ones too) against
+    the reference at 1.0, first seed."""
     out: dict[tuple[str, str], dict[float, float]] = {}
     regimes = results[results["kind"] == "regime"]
     for eval_set, rows in regimes.groupby("eval_set"):
@@ -47,9 +48,10 @@ def significance(run_dir: Path, results: pd.DataFrame, reference: str) -> dict:
             continue
         qrels = pd.read_csv(folder / "qrels.tsv", sep="\t", dtype=str).astype({"label": int})
         topics = pd.read_csv(folder / "topics.tsv", sep="\t", dtype=str)
-        for regime, mine in rows[rows["regime"] != reference].groupby("regime"):
+        reference_system = baseline["system"].iloc[0]
+        for regime, mine in rows[rows["system"] != reference_system].groupby("regime"):  # the reference too
             systems = list(mine.sort_values("data_fraction")["system"])
-            p_values = claims.paired_tests(run_dir, eval_set, baseline["system"].iloc[0], systems, qrels, topics)
+            p_values = claims.paired_tests(run_dir, eval_set, reference_system, systems, qrels, topics)
             out[(regime, eval_set)] = {
                 float(f): p_values.get(name, math.nan)
                 for f, name in zip(mine["data_fraction"], mine["system"], strict=True)

@@ -171,6 +171,11 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
         triples, triples_note = mined_triples(train_collection, config, meter)
         state.notes["triples"] = triples_note
         processes.barrier()  # the other processes read the mined triples from the cache
+        if processes.distributed:
+            say(
+                f"Training on {processes.world_size} processes ({torch.distributed.get_backend()}); this one, the "
+                "main process, prepares, validates, evaluates and writes"
+            )
         if folder.resumed:
             say(f"Continuing run {directory.name}: finished cells are loaded, the others trained")
         texts = text_lookup(train_collection)
