@@ -180,7 +180,7 @@ def render(run_dir: Path, tolerance: float) -> Path:
         )
     lines += ["", f"## Data efficiency (tolerance {tolerance})", ""]
     for d in claims.data_efficiency(results, reference, tolerance, p_values):
-        points = "; ".join(f"{f:g}: {s:.4f} (p {p:.3g})" for f, s, p in d.fractions)
+        points = "; ".join(f"{f:g}: {s:.4f}" + ("" if math.isnan(p) else f" (p {p:.3g})") for f, s, p in d.fractions)
         smallest = f"**{d.smallest_within:g}**" if d.smallest_within is not None else "none of the fractions run"
         lines.append(
             f"- {d.regime} on {d.eval_set}: reference at 1.0 = {d.reference_ndcg:.4f}; {points}; smallest "
