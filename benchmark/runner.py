@@ -253,6 +253,24 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     return 1 if stopped else 0
 
 
+def regime_context(
+    cell: Cell, collection: Collection, budget: Sequence[Triple], config: RunConfig, meter: Meter, encoder: BiEncoder
+) -> RegimeContext:
+    """What a cell's regime may use while it prepares (the same on every process)."""
+    return RegimeContext(
+        label=cell.regime.label,
+        cell=cell.id,
+        collection=collection,
+        triples=budget,
+        encoder_config=config.encoder,
+        meter=meter,
+        cache_dir=config.cache_dir,
+        seed=cell.seed,
+        batch_size=config.training.batch_size,
+        encoder=encoder,
+    )
+
+
 def run_worker(config: RunConfig, regimes: list[Regime], processes: distributed.Processes) -> int:
     """A training process other than the main one: it trains on its rows of every batch, in step with the main
     process, which prepares the data first (this one reads its caches), validates, evaluates and writes."""
@@ -275,19 +293,7 @@ def run_worker(config: RunConfig, regimes: list[Regime], processes: distributed.
                 budget = split.budget(fraction)
                 encoder.load_state(initial_state)
                 processes.barrier()  # the main process has prepared this regime; its caches are there
-                context = RegimeContext(
-                    label=cell.regime.label,
-                    cell=cell.id,
-                    collection=collection,
-                    triples=budget,
-                    encoder_config=config.encoder,
-                    meter=meter,
-                    cache_dir=config.cache_dir,
-                    seed=seed,
-                    batch_size=config.training.batch_size,
-                    encoder=encoder,
-                )
-                cell.regime.prepare(context)
+                cell.regime.prepare(regime_context(cell, collection, budget, config, meter, encoder))
                 train(
                     encoder,
                     cell.regime,
@@ -347,19 +353,7 @@ def train_regime(
     regime, label = cell.regime, cell.regime.label
     triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
-    context = RegimeContext(
-        label=label,
-        cell=cell.id,
-        collection=collection,
-        triples=triples,
-        encoder_config=config.encoder,
-        meter=meter,
-        cache_dir=config.cache_dir,
-        seed=cell.seed,
-        batch_size=config.training.batch_size,
-        encoder=encoder,
-    )
-    regime.prepare(context)
+    regime.prepare(regime_context(cell, collection, triples, config, meter, encoder))
     processes.barrier()  # the other processes now prepare from this one's caches (teacher scores)
     say(
         f"Training {label} (fraction {cell.fraction}, seed {cell.seed}) on {len(triples)} triples "
