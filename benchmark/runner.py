@@ -152,6 +152,8 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             "only this node"
         )
         initial = BiEncoder(config.encoder)  # a missing model fails here, before any data work
+        for regime in regimes:  # and so does a missing teacher model or score file
+            regime.check(config.encoder)
         initial_state = initial.state_copy()
         state.notes.update(precision=initial.precision, pooling=initial.pooling, device=str(device_probe))
         folder.check_machine(str(device_probe), initial.precision)

@@ -18,6 +18,7 @@ from benchmark.errors import UsageError
 
 if TYPE_CHECKING:
     from benchmark.context import RegimeContext
+    from benchmark.encoder import EncoderConfig
     from benchmark.triples import Triple
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -133,6 +134,10 @@ class Regime(ABC):
             if self.settings[p.name] != p.default
         ]
         return f"{self.name}:{','.join(changed)}" if changed else self.name
+
+    def check(self, encoder_config: EncoderConfig) -> None:
+        """Load or check what the regime needs (teacher models, score files) at the start of a run, so that a
+        missing one fails in seconds, before data preparation; raise UsageError."""
 
     def prepare(self, context: RegimeContext) -> None:
         """Offline work before training (teacher scoring, clustering...), run inside phases charged to it."""

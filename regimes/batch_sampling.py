@@ -144,6 +144,12 @@ class BatchSampling(Regime):
         self.criterion = MarginMSELoss(settings["in_batch_weight"])
         self.pair_scores: dict[PairKey, float] = {}
         self.planned: list[list[Triple]] | None = None
+        self.loaded = False
+
+    def check(self, encoder_config) -> None:
+        if self.teacher is not None:
+            self.teacher.load(encoder_config)
+        self.loaded = True
 
     @property
     def tas_balanced(self) -> bool:
@@ -154,7 +160,8 @@ class BatchSampling(Regime):
         if not self.tas_balanced:
             self.notes["negatives"] = "the shared triples' negatives (BM25-mined, or the dataset's docpairs)"
             return
-        self.teacher.load(context.encoder_config)
+        if not self.loaded:
+            self.check(context.encoder_config)
         cluster_of = self.cluster_queries(context)
         pairs = {(t.query_id, d) for t in context.triples for d in (t.positive_id, t.negative_id)}
         scores = cached_teacher_scores(self.teacher, sorted(pairs), context)

@@ -132,10 +132,13 @@ class TeacherDistillation(Regime):
                 pairs.update((t.query_id, d) for t in batch for d in docs)
         return sorted(pairs)
 
+    def check(self, encoder_config) -> None:
+        self.teacher.load(encoder_config)
+        self.loaded = True
+
     def prepare(self, context) -> None:
         if not self.loaded:
-            self.teacher.load(context.encoder_config)
-            self.loaded = True
+            self.check(context.encoder_config)
         pairs = self.pairs_needed(context.triples, context.batch_size)
         scores = cached_teacher_scores(self.teacher, pairs, context)
         self.pair_scores = scores

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.no_network import block_network
+
 
 def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
@@ -118,6 +120,27 @@ def test_unknown_model(tmp_path, ir_datasets_home):
         env={"IR_DATASETS_HOME": str(ir_datasets_home)},
     )
     assert_one_line_error(result, "could not be loaded", "local Hugging Face folder")
+
+
+def test_missing_teacher_is_refused_before_any_data_work(tmp_path, ir_datasets_home):
+    """A teacher model that cannot be loaded stops the default SciFact run at start-up (it used to surface after
+    data preparation, mining and the initial validation, about a minute in), and leaves no run folder."""
+    started = time.monotonic()
+    result = cli(
+        "run",
+        "--regimes",
+        "teacher-distillation:teacher=cross-encoder:/nope",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        env={"IR_DATASETS_HOME": str(ir_datasets_home)},
+    )
+    elapsed = time.monotonic() - started
+    assert_one_line_error(result, "teacher cross-encoder '/nope' could not be loaded")
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert not (tmp_path / "cache").exists()  # nothing was mined or indexed
+    assert not any((tmp_path / "out").glob("*"))
 
 
 # --- reliability: a killed run resumes to the uninterrupted results; no network fails fast --------------------
@@ -271,16 +294,6 @@ def test_killed_run_resumes_to_the_uninterrupted_results(tiny_setup, tmp_path):
     assert "from scratch" in manifest["cells"]["self-distillation|f=1.0|seed=42"]
 
 
-# Loaded by every Python started with this folder on PYTHONPATH: no socket can connect, as on a machine offline.
-NO_NETWORK = """
-import socket
-
-def refuse(*args, **kwargs):
-    raise OSError(101, "Network is unreachable (blocked by the test)")
-
-socket.socket.connect = socket.socket.connect_ex = refuse
-socket.create_connection = socket.getaddrinfo = refuse
-"""
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -297,9 +310,7 @@ def test_no_network_fails_fast_naming_what_is_missing(case, words, tiny_setup, t
     downloaded stops the run within 30 s, on one line saying what is missing and how to provide it
     (codecarbon's tracker runs too: energy is measured in these runs)."""
     arguments, env = tiny_setup
-    blocker = tmp_path / "no-network"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(NO_NETWORK)
+    blocker = block_network(tmp_path / "no-network")
     offline = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
     offline.update(
         env,
