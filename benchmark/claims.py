@@ -146,7 +146,7 @@ PAPER_FRACTION = 0.135
 PAPER_SPEEDUP = (3.0, 15.0)
 DEFAULT_MARGIN = 0.02
 DATA_RATIO_SLACK = 0.05  # a ratio within 5% of a ratio of data sizes restates the data sizes
-STATIC_GRID = "|".join(f"{v / 10:g}" for v in range(1, 11))
+STATIC_GRID = "|".join(f"{v / 10:.1f}" for v in range(1, 11))
 TUNE_HINT = f'add --tune "{SELF}:target={STATIC_GRID}"'
 
 
@@ -263,7 +263,7 @@ CLAIM_1_RULE = (
     f"one-sided paired t-tests (TOST, p < 0.05) within ±{{margin:g}} nDCG@10 (`--equivalence-margin`), or "
     "significantly better than it (one-sided paired t-test, p < 0.05). All must hold, so no multiple-testing "
     f"correction is needed (an intersection-union test). Margin default {DEFAULT_MARGIN}: with a few hundred test "
-    "queries the standard error of a paired nDCG@10 difference is about 0.01, so a TOST can only ever show "
+    "queries the standard error of a paired nDCG@10 difference is typically about 0.01, so a TOST can only ever show "
     "equivalence for margins above roughly 0.017; 0.01 could not be shown on SciFact-sized sets, while 0.02 is "
     "still smaller than the gains training brings over the untrained encoder that (a) and (b) demand."
 )

@@ -115,6 +115,10 @@ def verdicts(results, phases, curves, manifest, run_dir: Path, margin: float) ->
     second, ratios = claims.claim_2(results, curves, run_dir, reference, in_domain)
     lines += _verdict_lines(second)
     if ratios:
+        for fraction in sorted(set(claims.static_search(results)["data_fraction"].astype(float))):
+            mine = _cell(results, SELF, fraction)
+            if not mine.empty:
+                lines.append(f"- Counted for adaptive {SELF} at {fraction:g}: {_phases_text(phases, mine)}.")
         lines.append(
             "- Charged wall-clock counts each side's own phases (preparation, training, validation; the whole "
             "search for the static side); not counted on either side: shared data preparation, BM25 mining, the "

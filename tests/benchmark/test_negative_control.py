@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.benchmark.conftest import write_beir
 from tests.tiny import save_tiny_bert
