@@ -148,7 +148,17 @@ TINY_RUN = [
 TIMING_COLUMNS = {"run_id", "train_wall_to_best_s", "reused_phases"} | {
     f"{prefix}{name}"
     for prefix in ("charged_", "speedup_")
-    for name in ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg", "wall", "energy")
+    for name in (
+        "wall_s",
+        "cpu_s",
+        "gpu_hours",
+        "energy_kwh",
+        "co2_kg",
+        "wall",
+        "energy",
+        "wall_vs_full",
+        "energy_vs_full",
+    )
 }
 
 # The real CLI, with each training step of one regime slowed down and announced in a marker file, so the test
