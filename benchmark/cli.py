@@ -67,6 +67,33 @@ def seeds(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def fraction_or_none(text: str) -> float | None:
+    """``--reference-fraction``: a fraction in (0, 1], or ``none``."""
+    return None if text.strip().lower() == "none" else fraction(text)
+
+
+def margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give an nDCG@10 margin such as 0.02") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1); give an nDCG@10 margin such as 0.02")
+    return value
+
+
+def learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a learning rate such as 2e-5") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a learning rate >= 0; give one such as 2e-5")
+    return value
+
+
+NO_LEARNING = "warning: learning rate 0: nothing will be learned (a negative control)"
+
 REPRODUCE_CURVE = (0.135, 0.5, 1.0)  # four points (0.25 too) take longer than 45 minutes on 2 CPU cores
 
 
@@ -109,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-render tables, plots and report.md from a finished run")
     report.add_argument("run_dir", type=Path, help="results/<run-id>")
     report.add_argument("--tolerance", type=float, default=0.01)
+    report.add_argument(
+        "--equivalence-margin",
+        type=margin,
+        default=None,
+        help="claim 1's TOST margin in nDCG@10 (default: the run's own, else 0.02)",
+    )
     return parser
 
 
@@ -125,6 +158,20 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
         "--reference",
         default="teacher-distillation",
         help="regime (name or label) the speedups are measured against (default: teacher-distillation)",
+    )
+    what.add_argument(
+        "--reference-fraction",
+        type=fraction_or_none,
+        default=1.0,
+        help="also train the reference at this fraction (its full budget), for claim 1 and the speedups against "
+        "full data; 'none' skips it (default: 1.0)",
+    )
+    what.add_argument(
+        "--equivalence-margin",
+        type=margin,
+        default=0.02,
+        help="claim 1: self-distillation counts as matching the reference when a paired TOST shows the nDCG@10 "
+        "difference within this margin (default: 0.02, see README)",
     )
     data = run.add_argument_group("data")
     data.add_argument(
@@ -177,7 +224,9 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     )
     loop = run.add_argument_group("training loop (the same for every regime)")
     loop.add_argument("--batch-size", type=positive_int, default=32)
-    loop.add_argument("--learning-rate", type=float, default=2e-5)
+    loop.add_argument(
+        "--learning-rate", type=learning_rate, default=2e-5, help="default 2e-5; 0 trains nothing (a negative control)"
+    )
     loop.add_argument("--weight-decay", type=float, default=0.01)
     loop.add_argument("--warmup-ratio", type=float, default=0.1)
     loop.add_argument("--schedule", default="linear", choices=["linear", "cosine", "constant_with_warmup"])
@@ -272,7 +321,7 @@ def resumed_argv(args: argparse.Namespace, argv: list[str]) -> list[str]:
 
 
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmark.config import DataConfig, RunConfig, parse_regimes
+    from benchmark.config import DataConfig, RunConfig, parse_regimes, with_reference_fraction
     from benchmark.encoder import EncoderConfig
     from benchmark.runner import run
     from benchmark.training import TrainingConfig
@@ -287,12 +336,27 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         regimes = parse_regimes(args.regimes)
         by_regime, fractions_all = (), args.data_fraction
+    labels = tuple(regime.label for regime in regimes)
+    by_regime = with_reference_fraction(
+        by_regime,
+        labels,
+        {regime.label: regime.name for regime in regimes},
+        fractions_all,
+        args.reference,
+        args.reference_fraction,
+    )
+    if args.learning_rate == 0:
+        from benchmark.progress import say
+
+        say(NO_LEARNING)
     config = RunConfig(
-        regimes=tuple(regime.label for regime in regimes),
+        regimes=labels,
         data_fractions=fractions_all,
         fractions_by_regime=by_regime,
         seeds=args.seeds,
         tolerance=args.tolerance,
+        equivalence_margin=args.equivalence_margin,
+        reference_fraction=args.reference_fraction,
         data=DataConfig(
             dataset=args.dataset,
             evaluation=tuple(s.strip() for s in (args.eval or "").split(",") if s.strip()),
@@ -347,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from benchmark.claims_report import rerender
 
-            return rerender(args.run_dir, args.tolerance)
+            return rerender(args.run_dir, args.tolerance, args.equivalence_margin)
         return run_command(args, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -40,6 +40,8 @@ class RunConfig:
     cache_dir: Path = Path.home() / ".cache" / "dense-regime-benchmark"
     reference: str = "teacher-distillation"
     tolerance: float = 0.01
+    equivalence_margin: float = 0.02  # claim 1's TOST margin in nDCG@10 (README: why 0.02)
+    reference_fraction: float | None = 1.0  # the reference is also trained at this fraction; None: not
     country: str = "USA"
     energy: bool = True
     resume: bool = False  # continue the run in out/run_id (its finished cells are loaded, not retrained)
@@ -56,6 +58,32 @@ class RunConfig:
     def is_grid(self) -> bool:
         """More than one cell per regime: system names then carry the fraction and seed."""
         return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in self.regimes)
+
+
+def with_reference_fraction(
+    by_regime: tuple[tuple[str, tuple[float, ...]], ...],
+    labels: tuple[str, ...],
+    names: dict[str, str],
+    fractions: tuple[float, ...],
+    reference: str,
+    reference_fraction: float | None,
+) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """Per-label fractions with the reference (matched by label, else by name) also at ``reference_fraction``
+    (its full budget) when it is not among its fractions, so speedups and claim 1 compare against full data."""
+    if reference_fraction is None:
+        return by_regime
+    matches = [label for label in labels if label == reference] or [
+        label for label in labels if names[label] == reference
+    ]
+    if not matches:
+        return by_regime
+    own = dict(by_regime)
+    label = matches[0]
+    current = own.get(label, fractions)
+    if reference_fraction in current:
+        return by_regime
+    own[label] = (*current, reference_fraction)
+    return tuple(own.items())
 
 
 # Settings that change where files go or what is kept, never a result: a run may be resumed with other values.

@@ -90,6 +90,7 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                 outcome = run.outcome
                 costs = charged(records, run.cell.id)
                 reference = reference_run(state.regime_runs, config.reference, run.cell.fraction, run.cell.seed)
+                full = reference_run(state.regime_runs, config.reference, math.inf, run.cell.seed)  # largest fraction
                 result.update(
                     regime=run.regime.label,
                     regime_name=run.regime.name,
@@ -109,6 +110,11 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     **costs,
                     reference=reference.system if reference else f"{config.reference} (not in this run)",
                     **speedups(costs, charged(records, reference.cell.id) if reference else None),
+                    reference_full=full.system if full else "",
+                    **{
+                        f"{name}_vs_full": value
+                        for name, value in speedups(costs, charged(records, full.cell.id) if full else None).items()
+                    },
                     **run.regime.notes,
                 )
             else:
@@ -167,7 +173,10 @@ def effectiveness_table(results: Sequence[dict]) -> Table:
 
 
 def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) -> Table:
-    title = f"Costs charged to each regime (its preparation, training and validation); speedup = {reference} / regime"
+    title = (
+        f"Costs charged to each regime (its preparation, training and validation); speedup = {reference} at the same "
+        f"fraction / regime; vs full = {reference} at its full budget / regime"
+    )
     table = Table(title=title)
     columns = (
         "regime",
@@ -183,6 +192,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
         "speedup wall",
         "speedup GPU h",
         "speedup energy",
+        "speedup wall vs full",
     )
     for column in columns:
         table.add_column(column, justify="left" if column in ("regime", "phases", "energy") else "right")
@@ -214,6 +224,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
             ratio("speedup_wall"),
             ratio("speedup_gpu_hours"),
             ratio("speedup_energy"),
+            ratio("speedup_wall_vs_full"),
         )
     shared = [p for p in phases if not p.get("charged_to")]
     if shared:
@@ -227,6 +238,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
             _number(sum(_float(p["gpu_hours"]) for p in shared), 5),
             _number(sum(0.0 if math.isnan(_float(p["energy_kwh"])) else _float(p["energy_kwh"]) for p in shared), 6),
             _number(sum(0.0 if math.isnan(_float(p["co2_kg"])) else _float(p["co2_kg"]) for p in shared), 6),
+            "",
             "",
             "",
             "",

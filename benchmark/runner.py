@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import cells, claims_report, distributed, evaluation, manifest, network, report
+from benchmark import cells, claims_report, distributed, evaluation, leakage, manifest, network, report
 from benchmark.bm25 import BM25Index, mine_triples
 from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
@@ -172,6 +172,9 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
         triples, triples_note = mined_triples(train_collection, config, meter)
         state.notes["triples"] = triples_note
+        evaluated = [(c, *evaluation.topics_and_qrels(c, config.data.max_eval_queries)) for c in eval_collections]
+        positives = leakage.training_positives(train_collection, triples)
+        write_json(directory / leakage.FILE, leakage.measure(train_collection, evaluated, positives))
         processes.barrier()  # the other processes read the mined triples from the cache
         if processes.distributed:
             say(

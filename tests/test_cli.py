@@ -171,7 +171,17 @@ TINY_RUN = [
 TIMING_COLUMNS = {"run_id", "train_wall_to_best_s", "reused_phases"} | {
     f"{prefix}{name}"
     for prefix in ("charged_", "speedup_")
-    for name in ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg", "wall", "energy")
+    for name in (
+        "wall_s",
+        "cpu_s",
+        "gpu_hours",
+        "energy_kwh",
+        "co2_kg",
+        "wall",
+        "energy",
+        "wall_vs_full",
+        "energy_vs_full",
+    )
 }
 
 # The real CLI, with each training step of one regime slowed down and announced in a marker file, so the test
@@ -408,3 +418,29 @@ def test_two_processes_consume_the_same_examples_as_one(tiny_setup, tmp_path):
         assert double["status"] == "ok"
     manifest = json.loads((out / "two" / "manifest.json").read_text())
     assert "processes" in json.dumps(manifest)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--learning-rate", "-1"], ["not a learning rate >= 0"]),
+        (["--learning-rate", "x"], ["not a number"]),
+        (["--equivalence-margin", "0"], ["outside (0, 1)"]),
+        (["--reference-fraction", "2"], ["outside (0, 1]"]),
+    ],
+)
+def test_verdict_options_refuse_bad_values_in_one_line(args, words):
+    """Checked by the parser, before any work (in-process: no subprocess needed)."""
+    from benchmark.cli import build_parser
+    from benchmark.errors import UsageError
+
+    with pytest.raises(UsageError) as error:
+        build_parser().parse_args(["run", *args])
+    assert all(word in str(error.value) for word in words) and "\n" not in str(error.value)
+
+
+def test_verdict_options_accept_zero_learning_rate_and_no_reference_fraction():
+    from benchmark.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--learning-rate", "0", "--reference-fraction", "none"])
+    assert args.learning_rate == 0 and args.reference_fraction is None and args.equivalence_margin == 0.02

@@ -40,6 +40,8 @@ def finished_run(ir_datasets_home, tmp_path_factory):
         f"{folder},{other}",
         "--data-fraction",
         "0.5",
+        "--reference-fraction",
+        "none",  # system names stay plain; the full-budget reference is tested in test_negative_control.py
         "--validate-every",
         "2",
         "--out",

@@ -222,3 +222,245 @@ def test_paired_tests_on_saved_runs(tmp_path):
     # Holm over two systems: the smallest p-value is doubled.
     alone = paired_tests(tmp_path, eval_set, baseline, [better], qrels, topics)
     assert p_values[better] == pytest.approx(2 * alone[better])
+
+
+# --- verdicts on hand-made run files: claim 1's guard and TOST, claim 2's ratios and rule ----------------------
+from benchmark import claims  # noqa: E402
+
+MANY = [f"q{i:03d}" for i in range(60)]
+EVAL = "beir/scifact/test"
+FULL, SMALL = f"{REFERENCE} f=1.0 seed=1", f"{SELF} f=0.135 seed=1"
+GOOD = [1, 2] * 30  # the relevant document at rank 1 or 2: nDCG@10 1.0 or 0.63
+BAD = [5] * 60  # at rank 5: 0.39
+
+
+def write_runs(run_dir, systems: dict[str, list[int]]) -> None:
+    """Saved TREC runs over 60 queries with one relevant document (d1) each, at the given 1-based ranks, plus the
+    qrels.tsv and topics.tsv beside them, as a run writes them."""
+    import pyterrier as pt
+
+    folder = run_dir / "runs" / safe_name(EVAL)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, ranks in systems.items():
+        rows = []
+        for qid, where in zip(MANY, ranks, strict=True):
+            order = DOCUMENTS[1:][: where - 1] + ["d1"] + DOCUMENTS[1:][where - 1 :]
+            rows += [{"qid": qid, "docno": d, "rank": k, "score": 10.0 - k} for k, d in enumerate(order)]
+        pt.io.write_results(pd.DataFrame(rows), str(folder / f"{safe_name(name)}.res.gz"))
+    pd.DataFrame({"qid": MANY, "query": MANY}).to_csv(folder / "topics.tsv", sep="\t", index=False)
+    pd.DataFrame({"qid": MANY, "docno": "d1", "label": 1}).to_csv(folder / "qrels.tsv", sep="\t", index=False)
+
+
+def regime_row(regime: str, fraction: float, system: str, seed: int = 1, **extra) -> dict:
+    return dict(
+        kind="regime",
+        regime=regime,
+        regime_name=regime.split(":")[0],
+        system=system,
+        eval_set=EVAL,
+        data_fraction=fraction,
+        seed=seed,
+        **extra,
+    )
+
+
+def claim_1_frame(*rows: dict) -> pd.DataFrame:
+    initial = dict(kind="initial", regime=None, system="initial", eval_set=EVAL, data_fraction=None, seed=None)
+    return pd.DataFrame([initial, regime_row(REFERENCE, 1.0, FULL), regime_row(SELF, 0.135, SMALL), *rows])
+
+
+def judge_1(tmp_path, own: list[int], reference: list[int] = GOOD, initial: list[int] = BAD, margin=0.02):
+    write_runs(tmp_path, {"initial": initial, FULL: reference, SMALL: own})
+    [verdict] = claims.claim_1(claim_1_frame(), tmp_path, REFERENCE, margin, {EVAL: True})
+    return verdict
+
+
+def swapped(ranks: list[int], pairs: int) -> list[int]:
+    """``ranks`` with the first ``pairs`` rank-1/rank-2 pairs swapped: the same mean, small per-query noise."""
+    out = list(ranks)
+    for k in range(pairs):
+        out[2 * k], out[2 * k + 1] = out[2 * k + 1], out[2 * k]
+    return out
+
+
+def test_claim_1_supported_by_equivalence(tmp_path):
+    """Same mean as the reference with little per-query noise: TOST rejects non-equivalence within 0.02."""
+    verdict = judge_1(tmp_path, swapped(GOOD, 1))
+    assert verdict.verdict == "supported" and "equivalent within ±0.02" in verdict.reason
+    assert verdict.in_domain is True
+    assert any(line.startswith("(c) TOST") for line in verdict.evidence)
+
+
+def test_claim_1_equivalence_needs_a_wide_enough_margin(tmp_path):
+    """The same data with a margin of 0.001 cannot show equivalence (and is not better): not supported."""
+    verdict = judge_1(tmp_path, swapped(GOOD, 1), margin=0.001)
+    assert verdict.verdict == "not supported" and "neither equivalent within ±0.001" in verdict.reason
+
+
+def test_claim_1_supported_by_superiority(tmp_path):
+    """Better than the reference on many queries: not equivalent within 0.02, but significantly better."""
+    verdict = judge_1(tmp_path, [1] * 60)
+    assert verdict.verdict == "supported" and "significantly better than" in verdict.reason
+
+
+def test_claim_1_inconclusive_when_the_yardstick_is_no_better_than_no_training(tmp_path):
+    """The reference equals the untrained encoder: inconclusive, whatever self-distillation scores."""
+    verdict = judge_1(tmp_path, BAD, reference=BAD)
+    assert verdict.verdict == "inconclusive"
+    assert verdict.reason.startswith("the yardstick is no better than no training")
+    assert "0.3869 vs initial 0.3869" in verdict.reason
+
+
+def test_claim_1_not_supported_when_self_distillation_learned_nothing(tmp_path):
+    """Self-distillation equal to the untrained encoder: the guard (b) stops it, whatever (c) would say."""
+    verdict = judge_1(tmp_path, BAD, reference=GOOD, initial=BAD)
+    assert verdict.verdict == "not supported" and "not significantly better than no training" in verdict.reason
+
+
+def test_claim_1_not_supported_when_worse(tmp_path):
+    verdict = judge_1(tmp_path, [2] * 60)
+    assert verdict.verdict == "not supported" and "neither equivalent" in verdict.reason
+
+
+def test_claim_1_averages_each_query_over_seeds(tmp_path):
+    """Two seeds, one at rank 1 and one at rank 2 everywhere: their per-query average is the reference's mixture
+    only on average, and the test uses the per-query mean (0.8155 for every query)."""
+    second = f"{SELF} f=0.135 seed=2"
+    write_runs(tmp_path, {"initial": BAD, FULL: GOOD, SMALL: [1] * 60, second: [2] * 60})
+    frame = claim_1_frame(regime_row(SELF, 0.135, second, seed=2))
+    [verdict] = claims.claim_1(frame, tmp_path, REFERENCE, 0.02)
+    assert "per-query scores averaged over 2 seeds" in verdict.evidence[0]
+    assert "0.8155 vs 0.8155" in verdict.evidence[4]
+
+
+def test_claim_1_not_testable_without_the_full_reference(tmp_path):
+    frame = claim_1_frame()
+    frame = frame[frame["system"] != FULL]
+    [verdict] = claims.claim_1(frame, tmp_path, REFERENCE, 0.02)
+    assert verdict.verdict == "inconclusive" and verdict.reason.startswith("not testable in this run")
+    assert verdict.eval_set == ""
+
+
+TUNED = f"{SELF}:target=0.1|0.2|0.3|0.4|0.5|0.6|0.7|0.8|0.9|1.0"
+STATIC = f"{TUNED} f=0.135 seed=1"
+
+
+def claim_2_frame(
+    tune_wall=800.0, static_to_best=300.0, static_examples=2000, grid="target=0.1|0.2|0.3|0.4|0.5|0.6|0.7|0.8|0.9|1.0"
+):
+    common = dict(examples_budget=1000, examples_consumed=1000)
+    static = regime_row(
+        TUNED,
+        0.135,
+        STATIC,
+        charged_wall_s=90.0,
+        charged_energy_kwh=0.009,
+        train_wall_to_best_s=static_to_best,
+        examples_at_best=static_examples,
+        tune_grid=grid,
+        tune_points=10,
+        tune_selected="target=0.3",
+        tune_wall_s=tune_wall,
+        tune_energy_kwh=tune_wall / 10000,
+        **common,
+    )
+    adaptive = regime_row(
+        SELF,
+        0.135,
+        SMALL,
+        charged_wall_s=100.0,
+        charged_energy_kwh=0.01,
+        train_wall_to_best_s=60.0,
+        examples_at_best=600,
+        **common,
+    )
+    initial = dict(kind="initial", regime=None, system="initial", eval_set=EVAL, data_fraction=None, seed=None)
+    return pd.DataFrame([initial, static, adaptive])
+
+
+def judge_2(tmp_path, frame, own=GOOD, static=GOOD, curves_frame=None):
+    write_runs(tmp_path, {"initial": BAD, STATIC: static, SMALL: own})
+    empty = pd.DataFrame(columns=CURVE_COLUMNS)
+    return claims.claim_2(frame, empty if curves_frame is None else curves_frame, tmp_path, REFERENCE)
+
+
+def test_claim_2_not_testable_without_a_static_search(tmp_path):
+    frame = claim_2_frame()
+    [verdict], ratios = judge_2(tmp_path, frame[frame["system"] != STATIC].drop(columns=["tune_grid"]))
+    assert verdict.verdict == "inconclusive" and not ratios
+    assert verdict.reason.startswith("not testable in this run: no static-margin search (add --tune")
+
+
+def test_claim_2_needs_a_numeric_grid_over_target(tmp_path):
+    """A tuned self-distillation over target=adaptive|distributed is not the static margin's search."""
+    [verdict], _ = judge_2(tmp_path, claim_2_frame(grid="target=adaptive|distributed"))
+    assert verdict.reason.startswith("not testable in this run: no static-margin search")
+
+
+def test_claim_2_supported(tmp_path):
+    """(a) 800 / 100 = 8x, (b) 300 / 60 = 5x, neither a data ratio; same effectiveness; better than no training."""
+    [verdict], ratios = judge_2(tmp_path, claim_2_frame())
+    assert verdict.verdict == "supported", verdict.reason
+    search, _, convergence = ratios
+    assert search.value == pytest.approx(8.0) and convergence.value == pytest.approx(5.0)
+    assert "whole static search" in search.text() and "adaptive self-distillation" in search.text()
+    assert "2000 examples seen at its best" in convergence.text()
+    assert "this is the data ratio" not in search.text() + convergence.text()
+
+
+def test_claim_2_flags_a_ratio_that_is_the_data_ratio(tmp_path):
+    """10 grid points on the same budget costing 10x (within 5%) and convergence at 3.33x the examples: both
+    restate data sizes, and say so."""
+    [verdict], ratios = judge_2(tmp_path, claim_2_frame(tune_wall=1030.0, static_to_best=200.0))
+    search, energy, convergence = ratios
+    assert search.text().endswith(
+        "this is the data ratio, not a speedup (examples budgets, grid points x static "
+        "budget / adaptive budget = 10.00)"
+    )
+    assert "this is the data ratio, not a speedup" in energy.text()
+    assert "this is the data ratio, not a speedup (examples seen at best, static / adaptive = 3.33)" in (
+        convergence.text()
+    )
+    assert not claims.Ratio("x", "a", 1100.0, "b", 100.0, data_ratios=(("d", 10.0),)).restates  # 10% off
+
+
+def test_claim_2_not_supported_when_convergence_is_below_3x(tmp_path):
+    [verdict], _ = judge_2(tmp_path, claim_2_frame(static_to_best=120.0))
+    assert verdict.verdict == "not supported"
+    assert verdict.reason == "(a) 8.00x and (b) 2.00x; both must be at least 3x"
+
+
+def test_claim_2_not_supported_when_the_adaptive_model_is_worse(tmp_path):
+    [verdict], _ = judge_2(tmp_path, claim_2_frame(), own=[2] * 60, static=[1] * 60)
+    assert verdict.verdict == "not supported" and "significantly worse than the static one at target=0.3" in (
+        verdict.reason
+    )
+
+
+def test_claim_2_never_supported_without_learning(tmp_path):
+    """Fast and as good as the static model, but both equal the untrained encoder: not supported."""
+    [verdict], _ = judge_2(tmp_path, claim_2_frame(), own=BAD, static=BAD)
+    assert verdict.verdict == "not supported" and "not significantly better than no training" in verdict.reason
+
+
+def test_claim_2_time_to_the_reference_best(tmp_path, curves):
+    """(c): the reference needs 200 s (640 examples) to its best; self-distillation at 0.135 reaches it at 40 s
+    (320 examples) in seed 1: 5x; seed 1 only (the frame's other seeds are dropped)."""
+    one = curves[curves["seed"] == 1]
+    _, ratios = judge_2(tmp_path, claim_2_frame(), curves_frame=one)
+    beyond = ratios[-1]
+    assert beyond.label.startswith("(c) beyond the paper")
+    assert beyond.value == pytest.approx(5.0)
+    assert "(640 examples)" in beyond.text() and "(320 examples)" in beyond.text()
+
+
+def test_only_in_domain():
+    supported = claims.Verdict("1", "a", "supported", "", [], in_domain=True)
+    failed_outside = claims.Verdict("1", "vaswani", "not supported", "", [], in_domain=False)
+    assert "no out-of-domain evaluation set" in claims.only_in_domain([supported])
+    assert "not supported out of domain on vaswani (not supported)" in claims.only_in_domain(
+        [supported, failed_outside]
+    )
+    both = claims.Verdict("1", "vaswani", "supported", "", [], in_domain=False)
+    assert claims.only_in_domain([supported, both]) is None
+    assert claims.only_in_domain([failed_outside]) is None

@@ -26,3 +26,21 @@ def test_differences_name_the_nested_setting_and_both_values():
     assert differences(before, after) == ["training.learning_rate (2e-05 -> 0.001)"]
     assert differences(before, before) == []
     assert differences({"seeds": [1]}, {}) == ["seeds ([1] -> None)"]
+
+
+def test_reference_is_also_trained_at_its_full_budget():
+    """--reference-fraction 1.0 (default) adds the full budget to the reference (by label, else by name) only."""
+    from benchmark.config import with_reference_fraction
+
+    labels = ("self-distillation", "teacher-distillation:teacher=bm25")
+    names = {"self-distillation": "self-distillation", "teacher-distillation:teacher=bm25": "teacher-distillation"}
+    added = with_reference_fraction((), labels, names, (0.135,), "teacher-distillation", 1.0)
+    assert added == (("teacher-distillation:teacher=bm25", (0.135, 1.0)),)
+    assert with_reference_fraction((), labels, names, (0.135,), "teacher-distillation", None) == ()
+    assert with_reference_fraction((), labels, names, (0.135, 1.0), "teacher-distillation", 1.0) == ()
+    assert with_reference_fraction((), labels, names, (0.135,), "batch-sampling", 1.0) == ()  # not in the run
+    preset = (("self-distillation", (0.135,)), ("teacher-distillation:teacher=bm25", (0.5,)))
+    assert dict(with_reference_fraction(preset, labels, names, (0.135, 0.5), "teacher-distillation", 1.0)) == {
+        "self-distillation": (0.135,),
+        "teacher-distillation:teacher=bm25": (0.5, 1.0),
+    }

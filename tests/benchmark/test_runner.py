@@ -89,7 +89,17 @@ class NoBatches(SelfDistillation):
 TIMINGS = {"run_id", "train_wall_to_best_s", "reused_phases"} | {
     f"{prefix}{name}"
     for prefix in ("charged_", "speedup_")
-    for name in ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg", "wall", "energy")
+    for name in (
+        "wall_s",
+        "cpu_s",
+        "gpu_hours",
+        "energy_kwh",
+        "co2_kg",
+        "wall",
+        "energy",
+        "wall_vs_full",
+        "energy_vs_full",
+    )
 }
 
 
