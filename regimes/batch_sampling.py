@@ -83,7 +83,7 @@ def in_batch_info_nce(
 ) -> torch.Tensor:
     """Cross-entropy of query i over [all positives, all negatives] of the batch, the target its own positive.
 
-    With ``batch`` (the whole batch's triples) a column holding row i's own positive document elsewhere in the
+    With ``batch`` (the whole batch's triples) a column holding row i's positive document elsewhere in the
     batch, or another positive of the same query, is masked out: it is relevant, not a negative of row i.
     """
     documents = torch.cat([embeddings.all_positives, embeddings.all_negatives])  # every process's documents
@@ -95,18 +95,18 @@ def in_batch_info_nce(
 
 
 def relevant_elsewhere(batch: Sequence[Triple], rows: slice) -> torch.Tensor:
-    """(local rows, 2B) mask over [positives, negatives]: another column with row i's positive document, or the
-    positive of another row with the same query; never row i's own positive column."""
-    positive_ids = [t.positive_id for t in batch]
-    doc_ids = positive_ids + [t.negative_id for t in batch]
-    size = len(batch)
-    local = range(size)[rows]
-    mask = torch.zeros(len(local), 2 * size, dtype=torch.bool)
+    """(local rows, 2B) mask over [positives, negatives]: every column, other than row i's own positive, whose
+    document is a positive of row i's query somewhere in the batch (its own positive again, or another one)."""
+    doc_ids = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    positives_of: dict[str, set[str]] = defaultdict(set)
+    for triple in batch:
+        positives_of[triple.query_id].add(triple.positive_id)
+    local = range(len(batch))[rows]
+    mask = torch.zeros(len(local), len(doc_ids), dtype=torch.bool)
     for r, i in enumerate(local):
-        own = batch[i]
+        relevant = positives_of[batch[i].query_id]
         for c, doc_id in enumerate(doc_ids):
-            same_query_positive = c < size and batch[c].query_id == own.query_id
-            mask[r, c] = c != i and (doc_id == own.positive_id or same_query_positive)
+            mask[r, c] = c != i and doc_id in relevant
     return mask
 
 

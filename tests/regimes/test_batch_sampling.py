@@ -13,7 +13,6 @@ InfoNCE fixture (batch 2, dim 2, dot product a @ b.T); documents in the order [d
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -228,6 +227,67 @@ def test_in_batch_info_nce_hand_numbers():
     )
     assert hand_info_nce(1.0) == pytest.approx(1.03336, abs=1e-4)
     assert hand_info_nce(0.5) == pytest.approx(1.19947, abs=1e-4)
+
+
+def shared_positive_embeddings(rows: slice = slice(None)) -> TripleEmbeddings:
+    """Two rows with the same positive document: q_1 = (1, 0), q_2 = (0, 1), d+ = (1, 1) for both,
+    d-_1 = (2, 0), d-_2 = (1, -1). ``rows``: this process's rows, the documents are the whole batch's."""
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    positives = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    negatives = torch.tensor([[2.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    return TripleEmbeddings(
+        queries=queries[rows],
+        positives=positives[rows],
+        negatives=negatives[rows],
+        similarity=dot,
+        all_positives=positives,
+        all_negatives=negatives,
+        offset=rows.start or 0,
+    )
+
+
+SHARED = [Triple("q1", "d", "n1"), Triple("q2", "d", "n2")]
+# logits q_1: [1, 1, 2, 1] (column 1 is its own positive again: masked); q_2: [1, 1, 0, -1] (column 0 masked)
+SHARED_LOSS_1 = -1 + math.log(math.e + math.e**2 + math.e)
+SHARED_LOSS_2 = -1 + math.log(math.e + 1 + math.exp(-1))
+
+
+def test_info_nce_does_not_count_a_copy_of_the_positive_as_a_negative():
+    """Two rows sharing a positive: the other row's copy is masked out of each row's softmax (by hand). Without
+    the batch's ids (no masking) the copy would count as a negative and the loss would be larger."""
+    loss = in_batch_info_nce(shared_positive_embeddings(), 1.0, SHARED).item()
+    assert loss == pytest.approx((SHARED_LOSS_1 + SHARED_LOSS_2) / 2, rel=1e-12)
+    unmasked = in_batch_info_nce(shared_positive_embeddings(), 1.0).item()
+    assert unmasked == pytest.approx(
+        ((-1 + math.log(3 * math.e + math.e**2)) + (-1 + math.log(2 * math.e + 1 + math.exp(-1)))) / 2
+    )
+    assert loss < unmasked
+    regime = BatchSampling(sampler="hard-negatives", temperature=1.0)
+    assert regime.loss(shared_positive_embeddings(), SHARED).item() == pytest.approx(loss, rel=1e-12)
+
+
+def test_info_nce_masks_on_one_process_of_several():
+    """On several processes each holds some rows: the mask follows the row's place in the whole batch."""
+    second = in_batch_info_nce(shared_positive_embeddings(slice(1, 2)), 1.0, SHARED).item()
+    assert second == pytest.approx(SHARED_LOSS_2, rel=1e-12)
+    first = in_batch_info_nce(shared_positive_embeddings(slice(0, 1)), 1.0, SHARED).item()
+    assert first == pytest.approx(SHARED_LOSS_1, rel=1e-12)
+
+
+def test_info_nce_masks_the_positive_as_another_rows_negative_and_same_query_positives():
+    """Row 1's positive as row 2's negative, and row 3 = another positive of row 1's query: both relevant to
+    q1, so masked for rows 1 and 3 (row 3's query is q1 too); row 2's query has no other positive."""
+    from regimes.batch_sampling import relevant_elsewhere
+
+    batch = [Triple("q1", "a", "x"), Triple("q2", "b", "a"), Triple("q1", "c", "y")]
+    mask = relevant_elsewhere(batch, slice(None))
+    # columns: positives a, b, c, then negatives x, a, y
+    assert mask.tolist() == [
+        [False, False, True, False, True, False],
+        [False, False, False, False, False, False],
+        [True, False, False, False, True, False],
+    ]
+    assert not relevant_elsewhere([Triple("q1", "a", "x"), Triple("q2", "b", "y")], slice(None)).any()
 
 
 # --- the regime's plumbing ----------------------------------------------------------------------------------
@@ -566,3 +626,73 @@ def test_missing_score_file_fails_before_clustering(tmp_path, collection, config
     with pytest.raises(UsageError, match="does not exist"):
         regime.prepare(context)
     assert context.meter.records == []
+
+
+# --- --similarity dot with a tiny model, against loops over the embeddings --------------------------------
+
+
+@pytest.fixture
+def dot_encoder(tiny_model_dir) -> BiEncoder:
+    return BiEncoder(
+        EncoderConfig(
+            model=str(tiny_model_dir),
+            similarity="dot",
+            precision="fp32",
+            device="cpu",
+            max_query_length=16,
+            max_doc_length=32,
+        )
+    )
+
+
+def dot_batch(dot_encoder, collection):
+    """Three triples (two share query q1 and, in the first and third, a positive copy) embedded unnormalised."""
+    batch = [Triple("q1", "d1", "d2"), Triple("q2", "d3", "d4"), Triple("q1", "d1", "d8")]
+    return batch, embed(dot_encoder, collection, batch)
+
+
+def test_info_nce_with_dot_similarity_by_loops(dot_encoder, collection):
+    """InfoNCE over raw dot products: -s(q_i, d+_i)/t + log sum over the unmasked columns of exp(s/t)."""
+    batch, e = dot_batch(dot_encoder, collection)
+    assert abs(e.queries[0].norm().item() - 1.0) > 1e-3  # dot similarity: not unit length
+    temperature = 0.5
+    docs = [*e.positives, *e.negatives]
+    doc_ids = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    expected = 0.0
+    for i, triple in enumerate(batch):
+        q = e.queries[i].double()
+        relevant = {t.positive_id for t in batch if t.query_id == triple.query_id}
+        kept = [c for c in range(len(docs)) if c == i or doc_ids[c] not in relevant]
+        logits = [torch.dot(q, docs[c].double()).item() / temperature for c in kept]
+        expected += -logits[kept.index(i)] + math.log(sum(math.exp(x) for x in logits))
+    expected /= len(batch)
+    loss = BatchSampling(sampler="hard-negatives", temperature=temperature).loss(e, batch)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_tas_balanced_margin_mse_with_dot_similarity_by_loops(dot_encoder, collection):
+    """Margin-MSE plus 0.75 x the in-batch term over raw dot products, against given teacher scores."""
+    batch, e = dot_batch(dot_encoder, collection)
+    docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    regime = BatchSampling(teacher="bm25", in_batch_weight=0.75)
+    regime.pair_scores = {
+        (t.query_id, d): 0.5 * k + len(t.query_id) for k, (t, d) in enumerate((t, d) for t in batch for d in docs)
+    }
+    teacher = regime.pair_scores
+    vectors = dict(zip(docs, [*e.positives, *e.negatives], strict=True))
+
+    def s(i: int, doc_id: str) -> float:
+        return torch.dot(e.queries[i].double(), vectors[doc_id].double()).item()
+
+    pair, in_batch = [], []
+    for i, t in enumerate(batch):
+        student = s(i, t.positive_id) - s(i, t.negative_id)
+        pair.append((student - (teacher[(t.query_id, t.positive_id)] - teacher[(t.query_id, t.negative_id)])) ** 2)
+        for c, d in enumerate(docs):
+            if c in (i, i + len(batch)):
+                continue
+            student = s(i, t.positive_id) - s(i, d)
+            target = teacher[(t.query_id, t.positive_id)] - teacher[(t.query_id, d)]
+            in_batch.append((student - target) ** 2)
+    expected = sum(pair) / len(pair) + 0.75 * sum(in_batch) / len(in_batch)
+    assert regime.loss(e, batch).item() == pytest.approx(expected, rel=1e-5)
