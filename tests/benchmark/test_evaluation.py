@@ -57,3 +57,42 @@ def test_marker_needs_a_corrected_p_below_the_level():
     assert significant(row, "RR@10") == "+"
     row["RR@10 mean difference"] = -0.3
     assert significant(row, "RR@10") == "-"
+
+
+def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(tiny_beir, tiny_model_dir, tmp_path):
+    """With bf16, the initial encoder and a bi-encoder teacher are indexed with bf16 weights, as trained encoders
+    are (BiEncoder.for_inference); the caller's initial encoder keeps its fp32 weights for other uses."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark import runner
+    from benchmark.data import evaluation_collection
+    from benchmark.encoder import BiEncoder, EncoderConfig
+    from benchmark.evaluation import EvaluationEnvironment
+    from benchmark.measure import Meter
+    from regimes.teachers import BiEncoderTeacher
+
+    config = EncoderConfig(
+        model=str(tiny_model_dir), precision="bf16", device="cpu", max_doc_length=32, max_query_length=16
+    )
+    initial = BiEncoder(config)
+    indexed: dict[str, torch.dtype] = {}
+    original = EvaluationEnvironment.dense
+
+    def recording(self, encoder, label=None, reusable=False):
+        indexed[label] = next(encoder.model.parameters()).dtype
+        return original(self, encoder, label, reusable)
+
+    collection = evaluation_collection(str(tiny_beir))
+    state = SimpleNamespace(regime_runs=[], directory=tmp_path / "run")
+    run_config = SimpleNamespace(data=SimpleNamespace(max_eval_queries=None), cache_dir=tmp_path / "cache")
+    meter = Meter(torch.device("cpu"), energy=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EvaluationEnvironment, "dense", recording)
+        runner.evaluate_collection(collection, initial, state, run_config, meter, tmp_path / "work")
+        teacher = BiEncoderTeacher(str(tiny_model_dir))
+        teacher.load(config)
+        teacher.system(EvaluationEnvironment(collection, tmp_path / "cache", meter, tmp_path / "work-teacher"))
+    assert indexed == {"initial": torch.bfloat16, f"teacher bi-encoder:{tiny_model_dir}": torch.bfloat16}
+    assert next(initial.model.parameters()).dtype == torch.float32
