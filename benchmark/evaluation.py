@@ -169,12 +169,26 @@ def experiment(
         verbose=False,
     )
     table.insert(0, "system", names)
+    baseline_row = table.iloc[names.index(baseline)]
+    for measure in MEASURE_NAMES:  # the mean of the paired per-query differences, which the t-test tests
+        table[difference_column(measure)] = table[measure] - baseline_row[measure]
     return table.drop(columns=["name"])
 
 
+def difference_column(measure: str) -> str:
+    return f"{measure} mean difference"
+
+
 def significant(row: pd.Series, measure: str) -> str:
-    """'+' or '-' when the Holm-corrected paired t-test rejects at 0.05 against the baseline, else ''."""
+    """'+' or '-' when the Holm-corrected paired t-test rejects at 0.05 against the baseline, else ''.
+
+    The sign is that of the mean difference to the baseline (what the t-test tests), not of queries won minus
+    queries lost: a system can win more queries and still be significantly worse on average.
+    """
     corrected = row.get(f"{measure} p-value corrected")
     if corrected is None or pd.isna(corrected) or corrected >= SIGNIFICANCE_LEVEL:
         return ""
-    return "+" if row.get(f"{measure} +", 0) > row.get(f"{measure} -", 0) else "-"
+    difference = row[difference_column(measure)]
+    if pd.isna(difference) or difference == 0:
+        return ""
+    return "+" if difference > 0 else "-"

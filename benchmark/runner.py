@@ -10,6 +10,7 @@ rebuilt from all cells, so they equal an uninterrupted run's except for timings.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -419,7 +420,10 @@ def evaluate_collection(
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
     env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
-    systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial, INITIAL, reusable=True)}
+    # every encoder is evaluated with the same inference treatment (bf16 weights where the precision is bf16);
+    # a copy, because ``initial`` keeps its fp32 weights for the caller
+    initial_for_inference = copy.deepcopy(initial).for_inference()
+    systems = {BM25: env.bm25(1000), INITIAL: env.dense(initial_for_inference, INITIAL, reusable=True)}
     unevaluable: list[str] = []
     for regime_run in state.regime_runs:
         label = regime_run.system

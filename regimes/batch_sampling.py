@@ -1,18 +1,27 @@
 """Batch sampling: what the encoder learns from is chosen by how batches are composed.
 
-- ``sampler=tas-balanced`` (Hofstätter et al., SIGIR 2021, arXiv 2104.06967): queries are clustered with k-means
-  on the initial encoder's query embeddings; every batch comes from one cluster; within a cluster the triples
-  are spread evenly over bins of the teacher's margin (pos - neg); loss Margin-MSE plus an in-batch Margin-MSE
-  term weighted ``in_batch_weight``. TAS-B used 0.75 (``in_batch_neg_lambda: 0.75`` with the pairwise term at 1,
-  in the dual-supervision workflow of the authors' matchmaker repository,
-  documentation/distillation_workflow_dual-supervision.md).
+- ``sampler=tas-balanced`` (Hofstätter et al., SIGIR 2021, arXiv 2104.06967), as the authors' matchmaker repository
+  implements it (matchmaker/dataloaders/tas_balanced_training_loader.py, config/train/modes/tas_balanced.yaml):
+  the budget's queries are clustered with k-means on the initial encoder's query embeddings; each query's pairs
+  are put in ``margin_bins`` (10) equal-width bins of the teacher's margin pos - neg over that query's own margin
+  range; a batch is drawn with replacement: a cluster uniformly at random (one cluster a batch,
+  ``dynamic_clusters_per_batch: 1``), distinct queries from it, and for each query a non-empty bin uniformly,
+  then a pair from that bin uniformly. ``clusters=auto`` applies the paper's ratio, 2K clusters for the ~400K
+  MS MARCO training queries (200 queries a cluster), to the budget's queries, but never so many clusters that
+  they hold fewer than a batch of queries on average. Loss Margin-MSE plus an in-batch Margin-MSE term weighted
+  ``in_batch_weight``: TAS-B used 0.75 (``in_batch_neg_lambda: 0.75`` with the pairwise term at 1, in
+  documentation/distillation_workflow_dual-supervision.md of the same repository).
 - ``sampler=hard-negatives``: each triple's BM25-mined negative plus in-batch InfoNCE: cross-entropy over the
-  positive, its hard negative and every other document of the batch, at ``temperature``.
+  positive, its hard negative and every other document of the batch, at ``temperature``; an in-batch copy of a
+  row's positive (or another positive of the same query) is not counted as its negative.
 
-The budget is the same prefix of the same triple order as every other regime. TAS-Balanced does not draw with
-replacement from all queries as in the paper: it regroups the budgeted triples (each exactly once) into batches,
-cluster by cluster in a seeded random order, with the last batch of a cluster possibly smaller, so the
-examples consumed equal ceil(f x N) and no regime sees more or different data.
+Budget: TAS-Balanced samples from the budget's pool (the same prefix of the same triple order as every other
+regime) and consumes exactly its size, ceil(f x N) examples: ceil(budget / batch size) batches, the last one
+smaller. Differences from matchmaker: a query with a single pair is kept (one bin; matchmaker skips it), and a
+cluster with fewer queries than a batch repeats its queries (each a fresh bin and pair draw) instead of topping
+the batch up from another cluster, so every batch stays within one cluster. The batches are drawn once, in
+``prepare`` (the in-batch term needs teacher scores for every pair of them); later epochs reuse them in a new
+seeded order.
 """
 
 from __future__ import annotations
@@ -59,15 +68,46 @@ def parse_clusters(text: str) -> int | str:
     return "auto" if text == "auto" else positive_int(text)
 
 
-TRIPLES_PER_CLUSTER_IN_BATCHES = 4  # auto: enough clusters that each holds about four batches of triples
+# TAS-B clustered the ~400K MS MARCO training queries into 2K clusters: about 200 queries a cluster
+PAPER_QUERIES_PER_CLUSTER = 400_000 // 2_000
 
 
-def in_batch_info_nce(embeddings: TripleEmbeddings, temperature: float) -> torch.Tensor:
-    """Cross-entropy of query i over [all positives, all negatives] of the batch, the target its own positive."""
+def auto_clusters(queries: int, batch_size: int) -> int:
+    """The paper's queries-per-cluster ratio applied to the budget's queries, with a floor of one batch of
+    queries per cluster on average (a batch takes distinct queries from one cluster)."""
+    return max(1, min(round(queries / PAPER_QUERIES_PER_CLUSTER), queries // batch_size))
+
+
+def in_batch_info_nce(
+    embeddings: TripleEmbeddings, temperature: float, batch: Sequence[Triple] | None = None
+) -> torch.Tensor:
+    """Cross-entropy of query i over [all positives, all negatives] of the batch, the target its own positive.
+
+    With ``batch`` (the whole batch's triples) a column holding row i's positive document elsewhere in the
+    batch, or another positive of the same query, is masked out: it is relevant, not a negative of row i.
+    """
     documents = torch.cat([embeddings.all_positives, embeddings.all_negatives])  # every process's documents
     logits = embeddings.similarity(embeddings.queries, documents) / temperature  # (local rows, 2B)
     targets = torch.arange(embeddings.queries.shape[0], device=logits.device) + embeddings.offset
+    if batch is not None:
+        logits = logits.masked_fill(relevant_elsewhere(batch, embeddings.rows).to(logits.device), float("-inf"))
     return F.cross_entropy(logits, targets)
+
+
+def relevant_elsewhere(batch: Sequence[Triple], rows: slice) -> torch.Tensor:
+    """(local rows, 2B) mask over [positives, negatives]: every column, other than row i's own positive, whose
+    document is a positive of row i's query somewhere in the batch (its own positive again, or another one)."""
+    doc_ids = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    positives_of: dict[str, set[str]] = defaultdict(set)
+    for triple in batch:
+        positives_of[triple.query_id].add(triple.positive_id)
+    local = range(len(batch))[rows]
+    mask = torch.zeros(len(local), len(doc_ids), dtype=torch.bool)
+    for r, i in enumerate(local):
+        relevant = positives_of[batch[i].query_id]
+        for c, doc_id in enumerate(doc_ids):
+            mask[r, c] = c != i and doc_id in relevant
+    return mask
 
 
 def balanced_batches(
@@ -77,33 +117,30 @@ def balanced_batches(
     batch_size: int,
     seed: int,
 ) -> list[list[Triple]]:
-    """Every triple exactly once; each batch from one query cluster; bins drawn round-robin within a batch.
+    """TAS-Balanced draws, with replacement, of exactly ``len(triples)`` examples from the pool ``triples``.
 
-    Clusters are visited in a seeded random order and each is used up before the next; inside a cluster, each
-    bin's triples are shuffled and a batch takes one triple from each non-empty bin in turn, so within a batch
-    the counts of bins that still hold triples differ by at most one.
+    ceil(len / batch_size) batches, the last one smaller. Each batch: a cluster uniformly at random; distinct
+    queries of it uniformly (all of them, repeated in shuffled rounds, when the cluster has fewer queries than
+    the batch); per query, one of its non-empty margin bins uniformly, then one of that bin's triples uniformly.
+    Seeded and deterministic.
     """
     rng = random.Random(seed)
-    by_cluster: dict[int, dict[int, list[Triple]]] = defaultdict(lambda: defaultdict(list))
+    pool: dict[str, dict[int, list[Triple]]] = defaultdict(lambda: defaultdict(list))
     for triple in triples:
-        by_cluster[cluster_of[triple.query_id]][margin_bin[triple]].append(triple)
-    batches = []
+        pool[triple.query_id][margin_bin[triple]].append(triple)
+    by_cluster: dict[int, list[str]] = defaultdict(list)
+    for query_id in sorted(pool):
+        by_cluster[cluster_of[query_id]].append(query_id)
     clusters = sorted(by_cluster)
-    rng.shuffle(clusters)
-    for cluster in clusters:
-        bins = [by_cluster[cluster][b] for b in sorted(by_cluster[cluster])]
-        for members in bins:
-            rng.shuffle(members)
-        turn = 0  # the round-robin carries on across batches, so no bin is favoured at each batch's start
-        while any(bins):
-            batch: list[Triple] = []
-            while len(batch) < batch_size and any(bins):
-                members = bins[turn % len(bins)]
-                turn += 1
-                if members:
-                    batch.append(members.pop())
-            batches.append(batch)
-    rng.shuffle(batches)
+    bins_of = {q: [pool[q][b] for b in sorted(pool[q])] for q in pool}
+    batches = []
+    for start in range(0, len(triples), batch_size):
+        size = min(batch_size, len(triples) - start)
+        members = by_cluster[rng.choice(clusters)]
+        queries: list[str] = []
+        while len(queries) < size:
+            queries += rng.sample(members, min(size - len(queries), len(members)))
+        batches.append([rng.choice(rng.choice(bins_of[q])) for q in queries])
     return batches
 
 
@@ -119,10 +156,10 @@ class BatchSampling(Regime):
         Parameter(
             "clusters",
             "auto",
-            "tas-balanced: k of k-means over the queries (auto: ~4 batches of triples each)",
+            "tas-balanced: k of k-means over the queries (auto: TAS-B's 200 queries a cluster, >= a batch)",
             parse_clusters,
         ),
-        Parameter("margin_bins", 10, "tas-balanced: bins of the teacher margin balanced within a batch", positive_int),
+        Parameter("margin_bins", 10, "tas-balanced: bins of each query's teacher margin", positive_int),
         Parameter("teacher", DEFAULT_TEACHER, "tas-balanced: the teacher, as in teacher-distillation"),
         Parameter("in_batch_weight", 0.75, "tas-balanced: weight of the in-batch Margin-MSE term (TAS-B: 0.75)", float),
         Parameter("temperature", 0.05, "hard-negatives: InfoNCE temperature", float),
@@ -176,6 +213,7 @@ class BatchSampling(Regime):
         }
         bin_of = self.margin_bins(margins)
         self.planned = balanced_batches(context.triples, cluster_of, bin_of, context.batch_size, context.seed)
+        self.notes["distinct_triples_drawn"] = len({t for batch in self.planned for t in batch})
         if self.settings["in_batch_weight"] > 0:
             # rescore every pair the loss needs in one call, so per-query normalised teachers (ensembles) put a
             # query's own and in-batch documents on one scale; both scorings are charged
@@ -196,17 +234,25 @@ class BatchSampling(Regime):
             vectors = context.encoder.encode([context.collection.queries[q] for q in query_ids], "query")
             wanted = self.settings["clusters"]
             if wanted == "auto":
-                wanted = max(1, round(len(context.triples) / (TRIPLES_PER_CLUSTER_IN_BATCHES * context.batch_size)))
+                wanted = auto_clusters(len(query_ids), context.batch_size)
             k = min(wanted, len(query_ids))
             labels = KMeans(n_clusters=k, n_init=3, random_state=context.seed).fit_predict(vectors)
             record.count = len(query_ids)
         return dict(zip(query_ids, (int(label) for label in labels), strict=True))
 
     def margin_bins(self, margins: dict[Triple, float]) -> dict[Triple, int]:
-        """Equal-width bins over the range of the teacher's margins, as TAS-Balanced does."""
-        values = np.array(list(margins.values()))
-        edges = np.linspace(values.min(), values.max(), self.settings["margin_bins"] + 1)[1:-1]
-        return {t: int(np.searchsorted(edges, m, side="right")) for t, m in margins.items()}
+        """Per query, ``margin_bins`` equal-width bins over that query's range of teacher margins (TAS-B's
+        per-query bins); a query whose margins are all equal has one bin."""
+        by_query: dict[str, list[Triple]] = defaultdict(list)
+        for triple in margins:
+            by_query[triple.query_id].append(triple)
+        bins = {}
+        for members in by_query.values():
+            values = np.array([margins[t] for t in members])
+            edges = np.linspace(values.min(), values.max(), self.settings["margin_bins"] + 1)[1:-1]
+            for triple, value in zip(members, values, strict=True):
+                bins[triple] = int(np.searchsorted(edges, value, side="right")) if values.max() > values.min() else 0
+        return bins
 
     @staticmethod
     def _scored(triple: Triple, scores: dict[PairKey, float]) -> bool:
@@ -219,13 +265,14 @@ class BatchSampling(Regime):
             return
         if self.planned is None:
             raise RuntimeError("batch-sampling: prepare() must run before batches()")
+        # the draw of prepare (its in-batch pairs are the ones scored), in a new order each epoch
         order = list(self.planned)
-        random.Random(seed).shuffle(order)  # a new batch order each epoch; the batches themselves are fixed
+        random.Random(seed).shuffle(order)
         yield from order
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
         if not self.tas_balanced:
-            return in_batch_info_nce(embeddings, self.settings["temperature"])
+            return in_batch_info_nce(embeddings, self.settings["temperature"], batch)
         margins, in_batch = teacher_margins(
             self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0, embeddings.rows
         )

@@ -20,6 +20,7 @@ from regimes.base import Parameter, Regime, TripleEmbeddings, parse_bool, regist
 
 Target = Literal["adaptive", "distributed"] | float
 Error = Literal["l2", "l1", "soft"]
+Pairing = Literal["anchored", "reference"]
 
 CITATION = """@inproceedings{gienapp2025adaptive,
   title     = {Learning Effective Representations for Retrieval Using Self-Distillation with Adaptive
@@ -50,16 +51,25 @@ def parse_error(text: str) -> Error:
     return text  # type: ignore[return-value]
 
 
+def parse_pairing(text: str) -> Pairing:
+    if text not in ("anchored", "reference"):
+        raise ValueError("expected anchored or reference")
+    return text  # type: ignore[return-value]
+
+
 class AdaptiveMarginLoss(nn.Module):
     """The paper's loss: error(margin - target), averaged.
 
     margin = sim(q, d+) - sim(q, d-); target = sim(d+, d-) / 2 + 1/2 (``adaptive``), a constant (static), or
     ``distributed``: each triple's margin against the targets of its negative paired with every positive of the
-    batch. With ``in_batch`` the negatives of the other triples in the batch are negatives too: entry (i, j) is
-    sim(q_i, d+_i) - sim(q_i, d-_j) against sim(d+_i, d-_j) / 2 + 1/2. (The reference code broadcasts
-    sim(q_j, d+_j) there, which pairs a margin with another triple's target; we keep each row anchored on its
-    own query.) As in the reference code, the in-batch negatives are the other triples' negatives, not their
-    positives. Errors: ``l2`` squared, ``l1`` absolute, ``soft`` log(1 + exp(-x)).
+    batch. With ``in_batch`` the negatives of the other triples in the batch are negatives too, against the
+    target sim(d+_i, d-_j) / 2 + 1/2 of entry (i, j), and ``pairing`` says which margin entry (i, j) gets:
+    ``anchored`` (default) sim(q_i, d+_i) - sim(q_i, d-_j), each row anchored on its own query;
+    ``reference`` sim(q_j, d+_j) - sim(q_i, d-_j), the authors' broadcast (src/loss.py: ``pos.diag() - neg``),
+    which pairs triple j's positive score with query i's negative score and triple i's target; their published
+    in-batch runs (configs/exp4/*-with.yaml) trained with it. As in the reference code, the in-batch negatives are
+    the other triples' negatives, not their positives. Errors: ``l2`` squared, ``l1`` absolute, ``soft``
+    log(1 + exp(-x)).
 
     Gradient through the target: the reference code does not detach the target, so the encoder is also pushed
     to move d+ and d- apart or together; the paper's numbers come from that code, so we keep the gradient by
@@ -72,6 +82,7 @@ class AdaptiveMarginLoss(nn.Module):
         in_batch: bool = True,
         error: Error = "l2",
         detach_target: bool = False,
+        pairing: Pairing = "anchored",
     ) -> None:
         super().__init__()
         if isinstance(target, int | float) and not isinstance(target, bool):
@@ -82,6 +93,11 @@ class AdaptiveMarginLoss(nn.Module):
             raise ValueError(f"error must be l2, l1 or soft, not {error!r}")
         if in_batch and target == "distributed":
             raise ValueError("target=distributed cannot be combined with in_batch=true")
+        if pairing not in ("anchored", "reference"):
+            raise ValueError(f"pairing must be anchored or reference, not {pairing!r}")
+        if pairing == "reference" and not in_batch:
+            raise ValueError("pairing=reference pairs in-batch negatives; it needs in_batch=true")
+        self.pairing = pairing
         self.target = target
         self.in_batch = in_batch
         self.error = error
@@ -99,7 +115,12 @@ class AdaptiveMarginLoss(nn.Module):
         q, pos, neg = embeddings.queries, embeddings.positives, embeddings.negatives
         positive_scores = torch.diagonal(sim(q, pos))
         if self.in_batch:  # the other triples' negatives: those of every process
-            margin = positive_scores[:, None] - sim(q, embeddings.all_negatives)  # (B, B): row i anchored on q_i
+            if self.pairing == "reference":  # entry (i, j): sim(q_j, d+_j) - sim(q_i, d-_j)
+                if q.shape[0] != embeddings.batch_size:
+                    raise ValueError("pairing=reference needs the whole batch's queries in one process")
+                margin = positive_scores[None, :] - sim(q, embeddings.all_negatives)
+            else:  # entry (i, j): sim(q_i, d+_i) - sim(q_i, d-_j), row i anchored on q_i
+                margin = positive_scores[:, None] - sim(q, embeddings.all_negatives)
             doc_similarity = sim(pos, embeddings.all_negatives)  # entry (i, j): sim(d+_i, d-_j)
         elif self.target == "distributed":
             margin = (positive_scores - torch.diagonal(sim(q, neg)))[None, :]  # (1, B), broadcast over rows
@@ -128,6 +149,12 @@ class SelfDistillation(Regime):
         Parameter("in_batch", True, "use the other triples' negatives of the batch too", parse_bool),
         Parameter("error", "l2", "l2 | l1 | soft", parse_error),
         Parameter("detach_target", False, "stop the gradient through the target", parse_bool),
+        Parameter(
+            "pairing",
+            "anchored",
+            "in_batch: anchored (sim(q_i,d+_i) - sim(q_i,d-_j)) | reference (the authors' sim(q_j,d+_j) - ...)",
+            parse_pairing,
+        ),
     )
 
     def validate(self) -> None:
@@ -135,6 +162,16 @@ class SelfDistillation(Regime):
             raise UsageError(
                 "regime self-distillation: target=distributed cannot be combined with in_batch=true; add in_batch=false"
             )
+        if self.settings["pairing"] == "reference":
+            from benchmark.distributed import launched_processes  # here: benchmark.distributed imports regimes
+
+            if not self.settings["in_batch"]:
+                raise UsageError("regime self-distillation: pairing=reference needs in_batch=true; drop pairing")
+            if launched_processes() > 1:
+                raise UsageError(
+                    "regime self-distillation: pairing=reference needs every process's query-positive scores; "
+                    "train it in one process or use pairing=anchored"
+                )
         try:
             self.criterion = AdaptiveMarginLoss(**self.settings)
         except ValueError as error:

@@ -194,7 +194,7 @@ class BiEncoderTeacher(Teacher):
         return {(q, d): float(query_vectors[query_row[q]] @ doc_vectors[doc_row[d]]) for q, d in pairs}
 
     def system(self, env):
-        return env.dense(self.encoder, f"teacher {self.spec}", reusable=True)
+        return env.dense(self.encoder.for_inference(), f"teacher {self.spec}", reusable=True)  # as every encoder
 
 
 class BM25Teacher(Teacher):

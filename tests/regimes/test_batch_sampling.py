@@ -13,7 +13,6 @@ InfoNCE fixture (batch 2, dim 2, dot product a @ b.T); documents in the order [d
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +27,13 @@ from benchmark.errors import UsageError
 from benchmark.measure import Meter
 from benchmark.triples import Triple
 from regimes.base import REGISTRY, Regime, TripleEmbeddings
-from regimes.batch_sampling import BatchSampling, balanced_batches, in_batch_info_nce
+from regimes.batch_sampling import (
+    PAPER_QUERIES_PER_CLUSTER,
+    BatchSampling,
+    auto_clusters,
+    balanced_batches,
+    in_batch_info_nce,
+)
 from regimes.teacher_distillation import MarginMSELoss
 from regimes.teachers import TeacherInputs, parse_teacher
 from tests.tiny import save_tiny_bert, write_beir_folder, write_score_file
@@ -47,113 +52,132 @@ def one_torch_thread():
 
 
 def synthetic(spec: dict[int, dict[int, int]], queries_per_cluster: int = 2):
-    """Triples for {cluster: {bin: how many}}: ids name cluster and bin; returns (triples, cluster_of, bin_of)."""
+    """Triples for {cluster: {bin: how many per query}}: every query of a cluster gets that many triples in each
+    bin; ids name cluster, query and bin; returns (triples, cluster_of, bin_of)."""
     triples, cluster_of, bin_of = [], {}, {}
     for cluster, bins in spec.items():
-        query_ids = [f"c{cluster}q{i}" for i in range(queries_per_cluster)]
-        for query_id in query_ids:
+        for q in range(queries_per_cluster):
+            query_id = f"c{cluster}q{q}"
             cluster_of[query_id] = cluster
-        for margin_bin, count in bins.items():
-            for i in range(count):
-                name = f"c{cluster}b{margin_bin}"
-                triple = Triple(query_ids[i % len(query_ids)], f"{name}p{i}", f"{name}n{i}")
-                triples.append(triple)
-                bin_of[triple] = margin_bin
+            for margin_bin, count in bins.items():
+                for i in range(count):
+                    name = f"{query_id}b{margin_bin}"
+                    triple = Triple(query_id, f"{name}p{i}", f"{name}n{i}")
+                    triples.append(triple)
+                    bin_of[triple] = margin_bin
     return triples, cluster_of, bin_of
 
 
-def bin_counts(batch, bin_of, bins) -> tuple[int, ...]:
-    """How many triples of each bin (in the order of ``bins``) a batch holds."""
-    counts = Counter(bin_of[t] for t in batch)
-    return tuple(counts[b] for b in bins)
-
-
-def check_partition(batches, triples, cluster_of, batch_size):
-    """Each triple exactly once, one cluster per batch, no batch over batch_size, at most one short batch a
-    cluster (so a cluster of n triples fills exactly ceil(n / batch_size) batches)."""
-    assert Counter(t for batch in batches for t in batch) == Counter(triples)
-    per_cluster: dict[int, list[int]] = defaultdict(list)
+def check_draw(batches, triples, cluster_of, batch_size):
+    """The budget's size exactly, in ceil(n / batch_size) batches, the last one smaller; only pool triples; one
+    cluster a batch."""
+    assert sum(len(batch) for batch in batches) == len(triples)
+    assert len(batches) == math.ceil(len(triples) / batch_size)
+    assert all(len(batch) == batch_size for batch in batches[:-1])
+    assert 0 < len(batches[-1]) <= batch_size
+    pool = set(triples)
     for batch in batches:
-        assert 0 < len(batch) <= batch_size
-        clusters = {cluster_of[t.query_id] for t in batch}
-        assert len(clusters) == 1
-        per_cluster[clusters.pop()].append(len(batch))
-    sizes = Counter(cluster_of[t.query_id] for t in triples)
-    for cluster, lengths in per_cluster.items():
-        assert len(lengths) == math.ceil(sizes[cluster] / batch_size)
-        assert sum(1 for n in lengths if n < batch_size) <= 1
+        assert all(t in pool for t in batch)
+        assert len({cluster_of[t.query_id] for t in batch}) == 1
 
 
-# Cluster 0: bins 0, 3, 7 (non-contiguous on purpose) with 4, 4, 2 triples; cluster 1: two bins of 2; cluster 2:
-# one bin of 7. Batch size 6. Any round-robin over the non-empty bins gives one answer here:
-#   cluster 0: (2, 2, 2) then (2, 2, 0)    cluster 1: (2, 2)    cluster 2: (6,) then (1,)
-HAND_SPEC = {0: {0: 4, 3: 4, 7: 2}, 1: {1: 2, 5: 2}, 2: {4: 7}}
-HAND_COUNTS = {0: Counter([(2, 2, 2), (2, 2, 0)]), 1: Counter([(2, 2)]), 2: Counter([(6,), (1,)])}
+@pytest.mark.parametrize(("size", "batch_size"), [(30, 4), (31, 4), (32, 32), (7, 32), (1, 1)])
+def test_draw_consumes_exactly_the_budget(size, batch_size):
+    """Examples consumed = len(pool) = ceil(f x N), whatever the pool and batch size."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 3, 1: 2}, 1: {4: 5}, 2: {2: 1}}, queries_per_cluster=3)
+    triples = triples[:size]
+    batches = balanced_batches(triples, cluster_of, bin_of, batch_size, seed=0)
+    check_draw(batches, triples, cluster_of, batch_size)
 
 
-def test_balanced_batches_hand_case():
-    """Budget kept exactly, one cluster a batch, and each batch's bin counts equal to the round-robin's by hand."""
-    triples, cluster_of, bin_of = synthetic(HAND_SPEC)
-    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=6, seed=0)
-    check_partition(batches, triples, cluster_of, 6)
-    assert len(batches) == 5
-    seen: dict[int, Counter] = defaultdict(Counter)
+def test_draw_balances_bins_within_each_query():
+    """Per query, a non-empty bin is drawn uniformly, then a pair from it: bins holding 90, 9 and 1 of a query's
+    pairs (and one empty bin) are each drawn about a third of the time. A sampler uniform over pairs, or over
+    global bins, would give 0.90 / 0.09 / 0.01, and fail the tolerance by far."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 90, 3: 9, 7: 1}}, queries_per_cluster=4)
+    batches = balanced_batches(triples * 30, cluster_of, bin_of, batch_size=8, seed=11)  # 12000 draws
+    per_query: dict[str, Counter] = defaultdict(Counter)
     for batch in batches:
-        cluster = cluster_of[batch[0].query_id]
-        seen[cluster][bin_counts(batch, bin_of, sorted(HAND_SPEC[cluster]))] += 1
-    assert seen == HAND_COUNTS
+        for t in batch:
+            per_query[t.query_id][bin_of[t]] += 1
+    assert len(per_query) == 4
+    for counts in per_query.values():
+        total = sum(counts.values())
+        assert set(counts) == {0, 3, 7}  # never the empty bin
+        for b in (0, 3, 7):
+            assert abs(counts[b] / total - 1 / 3) < 0.03, counts
 
 
-@pytest.mark.parametrize("seed", [0, 1, 7])
-def test_balanced_batches_random_budget_properties(seed):
-    """On a larger random layout (uneven bins, some empty) the partition properties hold for any seed, and bins
-    that all have the same size are balanced within each batch (counts differ by at most one) when the batch size
-    is a multiple of the number of bins."""
-    rng = random.Random(seed)
-    spec = {c: {b: rng.randint(0, 9) for b in range(5)} for c in range(4)}
-    spec[4] = {0: 6, 1: 6, 2: 6}  # equal bins: 2 of each in every batch of 6
-    triples, cluster_of, bin_of = synthetic(spec, queries_per_cluster=3)
-    rng.shuffle(triples)
-    for batch_size in (1, 4, 6, 32):
-        batches = balanced_batches(triples, cluster_of, bin_of, batch_size, seed)
-        check_partition(batches, triples, cluster_of, batch_size)
-    for batch in balanced_batches(triples, cluster_of, bin_of, 6, seed):
-        if cluster_of[batch[0].query_id] == 4:
-            assert bin_counts(batch, bin_of, [0, 1, 2]) == (2, 2, 2)
+def test_draw_is_uniform_over_pairs_within_a_bin():
+    """Within a bin the pair is uniform: the 9 pairs of bin 3 are drawn about equally often."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 1, 3: 9}}, queries_per_cluster=1)
+    batches = balanced_batches(triples * 900, cluster_of, bin_of, batch_size=1, seed=2)
+    counts = Counter(t for batch in batches for t in batch if bin_of[t] == 3)
+    assert len(counts) == 9
+    expected = sum(counts.values()) / 9
+    assert all(abs(n - expected) < 0.15 * expected for n in counts.values()), counts
 
 
-def test_balanced_batches_uneven_bins_within_tolerance():
-    """Tolerance: within a batch, bins that are not used up by that batch differ by at most one; a bin that runs
-    out gives what it had left. Bins of 5, 3 and 1 with batch size 4: (2,1,1), then (2,2,0), then (1,0,0)."""
-    triples, cluster_of, bin_of = synthetic({0: {0: 5, 1: 3, 2: 1}})
-    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=4, seed=3)
-    check_partition(batches, triples, cluster_of, 4)
-    assert Counter(bin_counts(b, bin_of, [0, 1, 2]) for b in batches) == Counter([(2, 1, 1), (2, 2, 0), (1, 0, 0)])
-
-
-def test_balanced_batches_equal_bins_stay_balanced_in_every_batch():
-    """Two bins of 10 triples, batch size 5: every batch should take 2 or 3 from each bin."""
-    triples, cluster_of, bin_of = synthetic({0: {0: 10, 1: 10}})
-    batches = balanced_batches(triples, cluster_of, bin_of, batch_size=5, seed=0)
-    check_partition(batches, triples, cluster_of, 5)
+def test_draw_takes_distinct_queries_from_one_random_cluster():
+    """A batch holds distinct queries when its cluster has enough, all from one cluster; clusters are drawn
+    uniformly (not in proportion to their triples: cluster 1 holds 10x the triples of cluster 0)."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 1}, 1: {0: 10}}, queries_per_cluster=6)
+    batches = balanced_batches(triples * 20, cluster_of, bin_of, batch_size=6, seed=5)
+    check_draw(batches, triples * 20, cluster_of, 6)
     for batch in batches:
-        assert sorted(bin_counts(batch, bin_of, [0, 1])) == [2, 3]
+        assert len({t.query_id for t in batch}) == len(batch)
+    share = Counter(cluster_of[b[0].query_id] for b in batches)
+    assert abs(share[0] / len(batches) - 0.5) < 0.1, share
 
 
-def test_balanced_batches_deterministic_for_a_seed():
-    """Same seed, same batches in the same order; another seed, another order (the runs are reproducible)."""
-    triples, cluster_of, bin_of = synthetic({c: {b: 6 for b in range(3)} for c in range(3)})
+def test_small_cluster_repeats_its_queries_evenly():
+    """A cluster with fewer queries than the batch fills it with its queries in rounds: 3 queries, batch 7 ->
+    counts (3, 2, 2) in some order, one cluster still."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 5}}, queries_per_cluster=3)
+    batches = balanced_batches(triples * 7, cluster_of, bin_of, batch_size=7, seed=0)
+    for batch in batches:
+        assert sorted(Counter(t.query_id for t in batch).values()) == [2, 2, 3]
+
+
+def test_draw_deterministic_for_a_seed():
+    """Same seed, same batches in the same order; another seed, other batches (the runs are reproducible)."""
+    triples, cluster_of, bin_of = synthetic({c: {b: 3 for b in range(3)} for c in range(3)})
     first = balanced_batches(triples, cluster_of, bin_of, 4, seed=0)
-    assert balanced_batches(triples, cluster_of, bin_of, 4, seed=0) == first
+    assert balanced_batches(list(triples), dict(cluster_of), dict(bin_of), 4, seed=0) == first
     assert balanced_batches(triples, cluster_of, bin_of, 4, seed=1) != first
 
 
-def test_balanced_batches_does_not_mutate_its_inputs():
-    """The budget list and the maps are the caller's; regrouping must not reorder or consume them."""
-    triples, cluster_of, bin_of = synthetic(HAND_SPEC)
+def test_draw_does_not_mutate_its_inputs():
+    """The budget list and the maps are the caller's; drawing must not reorder or consume them."""
+    triples, cluster_of, bin_of = synthetic({0: {0: 4, 3: 4, 7: 2}, 1: {1: 2, 5: 2}})
     before = (list(triples), dict(cluster_of), dict(bin_of))
     balanced_batches(triples, cluster_of, bin_of, 6, seed=0)
     assert (triples, cluster_of, bin_of) == before
+
+
+def test_margin_bins_are_per_query():
+    """Each query's margins are binned over its own range: two queries on scales 1 and 100 both fill bins 0..9,
+    and each query's extremes are its bins 0 and 9. Global bins would put all of query a in bin 0."""
+    regime = BatchSampling(teacher="bm25")
+    margins = {Triple("a", f"p{i}", f"n{i}"): i * 0.1 for i in range(10)}
+    margins.update({Triple("b", f"p{i}", f"n{i}"): 100.0 * i for i in range(10)})
+    margins[Triple("c", "p", "n")] = 5.0  # one pair: one bin
+    margins.update({Triple("d", f"p{i}", f"n{i}"): 2.0 for i in range(3)})  # all equal: one bin
+    bins = regime.margin_bins(margins)
+    for query in ("a", "b"):
+        assert sorted(b for t, b in bins.items() if t.query_id == query) == list(range(10))
+    assert bins[Triple("c", "p", "n")] == 0
+    assert {b for t, b in bins.items() if t.query_id == "d"} == {0}
+
+
+def test_auto_clusters_use_the_papers_ratio_with_a_batch_floor():
+    """TAS-B: 2K clusters for 400K queries (200 a cluster); at most queries / batch_size clusters; at least 1."""
+    assert PAPER_QUERIES_PER_CLUSTER == 200
+    assert auto_clusters(400_000, 32) == 2000
+    assert auto_clusters(809, 32) == 4  # SciFact's training queries
+    assert auto_clusters(100, 32) == 1
+    assert auto_clusters(2000, 256) == 7  # the floor: 10 clusters would hold fewer than a batch of queries
+    assert auto_clusters(3, 32) == 1
 
 
 # --- in-batch InfoNCE by hand -------------------------------------------------------------------------------
@@ -203,6 +227,67 @@ def test_in_batch_info_nce_hand_numbers():
     )
     assert hand_info_nce(1.0) == pytest.approx(1.03336, abs=1e-4)
     assert hand_info_nce(0.5) == pytest.approx(1.19947, abs=1e-4)
+
+
+def shared_positive_embeddings(rows: slice = slice(None)) -> TripleEmbeddings:
+    """Two rows with the same positive document: q_1 = (1, 0), q_2 = (0, 1), d+ = (1, 1) for both,
+    d-_1 = (2, 0), d-_2 = (1, -1). ``rows``: this process's rows, the documents are the whole batch's."""
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    positives = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    negatives = torch.tensor([[2.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    return TripleEmbeddings(
+        queries=queries[rows],
+        positives=positives[rows],
+        negatives=negatives[rows],
+        similarity=dot,
+        all_positives=positives,
+        all_negatives=negatives,
+        offset=rows.start or 0,
+    )
+
+
+SHARED = [Triple("q1", "d", "n1"), Triple("q2", "d", "n2")]
+# logits q_1: [1, 1, 2, 1] (column 1 is its own positive again: masked); q_2: [1, 1, 0, -1] (column 0 masked)
+SHARED_LOSS_1 = -1 + math.log(math.e + math.e**2 + math.e)
+SHARED_LOSS_2 = -1 + math.log(math.e + 1 + math.exp(-1))
+
+
+def test_info_nce_does_not_count_a_copy_of_the_positive_as_a_negative():
+    """Two rows sharing a positive: the other row's copy is masked out of each row's softmax (by hand). Without
+    the batch's ids (no masking) the copy would count as a negative and the loss would be larger."""
+    loss = in_batch_info_nce(shared_positive_embeddings(), 1.0, SHARED).item()
+    assert loss == pytest.approx((SHARED_LOSS_1 + SHARED_LOSS_2) / 2, rel=1e-12)
+    unmasked = in_batch_info_nce(shared_positive_embeddings(), 1.0).item()
+    assert unmasked == pytest.approx(
+        ((-1 + math.log(3 * math.e + math.e**2)) + (-1 + math.log(2 * math.e + 1 + math.exp(-1)))) / 2
+    )
+    assert loss < unmasked
+    regime = BatchSampling(sampler="hard-negatives", temperature=1.0)
+    assert regime.loss(shared_positive_embeddings(), SHARED).item() == pytest.approx(loss, rel=1e-12)
+
+
+def test_info_nce_masks_on_one_process_of_several():
+    """On several processes each holds some rows: the mask follows the row's place in the whole batch."""
+    second = in_batch_info_nce(shared_positive_embeddings(slice(1, 2)), 1.0, SHARED).item()
+    assert second == pytest.approx(SHARED_LOSS_2, rel=1e-12)
+    first = in_batch_info_nce(shared_positive_embeddings(slice(0, 1)), 1.0, SHARED).item()
+    assert first == pytest.approx(SHARED_LOSS_1, rel=1e-12)
+
+
+def test_info_nce_masks_the_positive_as_another_rows_negative_and_same_query_positives():
+    """Row 1's positive as row 2's negative, and row 3 = another positive of row 1's query: both relevant to
+    q1, so masked for rows 1 and 3 (row 3's query is q1 too); row 2's query has no other positive."""
+    from regimes.batch_sampling import relevant_elsewhere
+
+    batch = [Triple("q1", "a", "x"), Triple("q2", "b", "a"), Triple("q1", "c", "y")]
+    mask = relevant_elsewhere(batch, slice(None))
+    # columns: positives a, b, c, then negatives x, a, y
+    assert mask.tolist() == [
+        [False, False, True, False, True, False],
+        [False, False, False, False, False, False],
+        [True, False, False, False, True, False],
+    ]
+    assert not relevant_elsewhere([Triple("q1", "a", "x"), Triple("q2", "b", "y")], slice(None)).any()
 
 
 # --- the regime's plumbing ----------------------------------------------------------------------------------
@@ -412,14 +497,14 @@ def prepared(regime: BatchSampling, context: RegimeContext) -> dict[str, int]:
 
 
 def check_plan(regime, context, cluster_of):
-    """Every budget triple exactly once in batches() and each batch drawn from one query cluster."""
-    for seed in (0, 1):
-        batches = [list(b) for b in regime.batches(context.triples, context.batch_size, seed)]
-        assert Counter(t for b in batches for t in b) == Counter(context.triples)
-        for batch in batches:
-            assert 0 < len(batch) <= context.batch_size
-            assert len({cluster_of[t.query_id] for t in batch}) == 1
-    return batches
+    """batches() draws exactly the budget's number of examples from the budget's pool, one query cluster a
+    batch; every epoch yields the same draw, in an order of its own."""
+    epochs = [[list(b) for b in regime.batches(context.triples, context.batch_size, seed)] for seed in (0, 1)]
+    for batches in epochs:
+        check_draw(batches, context.triples, cluster_of, context.batch_size)
+    assert sorted(map(tuple, epochs[0])) == sorted(map(tuple, epochs[1]))
+    assert regime.notes["distinct_triples_drawn"] == len({t for b in epochs[0] for t in b})
+    return epochs[0]
 
 
 def phases(context) -> dict[str, list]:
@@ -468,8 +553,9 @@ def test_prepare_with_a_score_file(tmp_path, collection, config, encoder):
         assert loss.item() == pytest.approx(MarginMSELoss()(e, margins).item(), rel=1e-6)
 
 
-def test_prepare_auto_clusters_keep_about_four_batches_each(tmp_path, collection, config, encoder):
-    """clusters=auto: 16 triples at batch size 4 is one cluster of four batches, and still a valid plan."""
+def test_prepare_auto_clusters_follow_the_paper(tmp_path, collection, config, encoder):
+    """clusters=auto: 8 queries are far fewer than TAS-B's 200 a cluster, so one cluster; 16 triples at batch
+    size 4 are four batches drawn from it."""
     path = write_scores(tmp_path / "scores.tsv")
     regime = BatchSampling(teacher=f"scores:{path}", in_batch_weight=0.0)
     context = context_for(collection, config, encoder, tmp_path)
@@ -540,3 +626,73 @@ def test_missing_score_file_fails_before_clustering(tmp_path, collection, config
     with pytest.raises(UsageError, match="does not exist"):
         regime.prepare(context)
     assert context.meter.records == []
+
+
+# --- --similarity dot with a tiny model, against loops over the embeddings --------------------------------
+
+
+@pytest.fixture
+def dot_encoder(tiny_model_dir) -> BiEncoder:
+    return BiEncoder(
+        EncoderConfig(
+            model=str(tiny_model_dir),
+            similarity="dot",
+            precision="fp32",
+            device="cpu",
+            max_query_length=16,
+            max_doc_length=32,
+        )
+    )
+
+
+def dot_batch(dot_encoder, collection):
+    """Three triples (two share query q1 and, in the first and third, a positive copy) embedded unnormalised."""
+    batch = [Triple("q1", "d1", "d2"), Triple("q2", "d3", "d4"), Triple("q1", "d1", "d8")]
+    return batch, embed(dot_encoder, collection, batch)
+
+
+def test_info_nce_with_dot_similarity_by_loops(dot_encoder, collection):
+    """InfoNCE over raw dot products: -s(q_i, d+_i)/t + log sum over the unmasked columns of exp(s/t)."""
+    batch, e = dot_batch(dot_encoder, collection)
+    assert abs(e.queries[0].norm().item() - 1.0) > 1e-3  # dot similarity: not unit length
+    temperature = 0.5
+    docs = [*e.positives, *e.negatives]
+    doc_ids = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    expected = 0.0
+    for i, triple in enumerate(batch):
+        q = e.queries[i].double()
+        relevant = {t.positive_id for t in batch if t.query_id == triple.query_id}
+        kept = [c for c in range(len(docs)) if c == i or doc_ids[c] not in relevant]
+        logits = [torch.dot(q, docs[c].double()).item() / temperature for c in kept]
+        expected += -logits[kept.index(i)] + math.log(sum(math.exp(x) for x in logits))
+    expected /= len(batch)
+    loss = BatchSampling(sampler="hard-negatives", temperature=temperature).loss(e, batch)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_tas_balanced_margin_mse_with_dot_similarity_by_loops(dot_encoder, collection):
+    """Margin-MSE plus 0.75 x the in-batch term over raw dot products, against given teacher scores."""
+    batch, e = dot_batch(dot_encoder, collection)
+    docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+    regime = BatchSampling(teacher="bm25", in_batch_weight=0.75)
+    regime.pair_scores = {
+        (t.query_id, d): 0.5 * k + len(t.query_id) for k, (t, d) in enumerate((t, d) for t in batch for d in docs)
+    }
+    teacher = regime.pair_scores
+    vectors = dict(zip(docs, [*e.positives, *e.negatives], strict=True))
+
+    def s(i: int, doc_id: str) -> float:
+        return torch.dot(e.queries[i].double(), vectors[doc_id].double()).item()
+
+    pair, in_batch = [], []
+    for i, t in enumerate(batch):
+        student = s(i, t.positive_id) - s(i, t.negative_id)
+        pair.append((student - (teacher[(t.query_id, t.positive_id)] - teacher[(t.query_id, t.negative_id)])) ** 2)
+        for c, d in enumerate(docs):
+            if c in (i, i + len(batch)):
+                continue
+            student = s(i, t.positive_id) - s(i, d)
+            target = teacher[(t.query_id, t.positive_id)] - teacher[(t.query_id, d)]
+            in_batch.append((student - target) ** 2)
+    expected = sum(pair) / len(pair) + 0.75 * sum(in_batch) / len(in_batch)
+    assert regime.loss(e, batch).item() == pytest.approx(expected, rel=1e-5)

@@ -142,16 +142,51 @@ def test_loss_matches_hand_values(target, in_batch, error):
     assert loss.item() == pytest.approx(hand_loss(target, in_batch, error), abs=1e-12)
 
 
-def test_in_batch_rows_are_anchored_on_their_own_query():
-    """In-batch entry (i, j) must use sim(q_i, d+_i), not sim(q_j, d+_j) as the reference code broadcasts.
+# The authors' pairing (pairing=reference): entry (i, j) = sim(q_j, d+_j) - sim(q_i, d-_j) against
+# sim(d+_i, d-_j) / 2 + 1/2. The diagonal is the same as anchored; (1, 2): (1.0 - 0.8) - 0.98 = -0.78 and
+# (2, 1): (0.6 - 1.0) - 1.0 = -1.4. Its l1 loss happens to equal the anchored one (0.72), its l2 loss does not.
+REFERENCE_L2 = (0.09 + 0.78**2 + 1.4**2 + 0.16) / 4
 
-    The reference's pairing makes the (1, 2) residual (1.0 - 0.8) - 0.98 and the (2, 1) residual
-    (0.6 - 1.0) - 1.0; its l1 loss happens to equal ours (0.72) on this fixture, its l2 loss does not.
-    """
+
+def test_in_batch_rows_are_anchored_on_their_own_query():
+    """By default in-batch entry (i, j) uses sim(q_i, d+_i), not sim(q_j, d+_j) as the reference code broadcasts."""
     loss = AdaptiveMarginLoss(target="adaptive", in_batch=True, error="l2")(embeddings())
-    broadcast_reference = (0.09 + 0.78**2 + 1.4**2 + 0.16) / 4
     assert loss.item() == pytest.approx(HAND_L2[("adaptive", True)], abs=1e-12)
-    assert loss.item() != pytest.approx(broadcast_reference, abs=1e-6)
+    assert loss.item() != pytest.approx(REFERENCE_L2, abs=1e-6)
+
+
+def test_reference_pairing_by_hand():
+    """pairing=reference reproduces the authors' src/loss.py broadcast (pos.diag() - neg) on the cosine fixture."""
+    loss = AdaptiveMarginLoss(target="adaptive", in_batch=True, error="l2", pairing="reference")(embeddings())
+    assert loss.item() == pytest.approx(REFERENCE_L2, abs=1e-12)  # 0.7502
+    static = AdaptiveMarginLoss(target=0.3, in_batch=True, error="l2", pairing="reference")(embeddings())
+    # (1, 2): (1.0 - 0.8) - 0.3 = -0.1; (2, 1): (0.6 - 1.0) - 0.3 = -0.7
+    assert static.item() == pytest.approx((0.09 + 0.01 + 0.49 + 0.01) / 4, abs=1e-12)
+
+
+def test_reference_pairing_with_dot_product_by_hand():
+    """Dot product: entry (i, j) = q_j.d+_j - q_i.d-_j - (d+_i.d-_j / 2 + 1/2), q.d+ diagonal [3, 2],
+    q.d- = [[0, 4], [2, 6]], d+.d- = [[4, 24], [1, 3]]: residuals 0.5, -14.5, 0, -6 (anchored: 0.5, -13.5, -1, -6)."""
+    loss = AdaptiveMarginLoss(target="adaptive", in_batch=True, error="l2", pairing="reference")(embeddings(dot))
+    assert loss.item() == pytest.approx((0.25 + 14.5**2 + 0.0 + 36.0) / 4, abs=1e-12)  # 61.625
+    anchored = AdaptiveMarginLoss(target="adaptive", in_batch=True, error="l2")(embeddings(dot))
+    assert anchored.item() == pytest.approx((0.25 + 13.5**2 + 1.0 + 36.0) / 4, abs=1e-12)  # 54.875
+
+
+def test_reference_pairing_needs_in_batch_and_the_whole_batch():
+    """Without in-batch negatives the pairing means nothing (refused); on one process of several (only some
+    queries) it cannot be computed (refused, rather than a silently different loss)."""
+    with pytest.raises(ValueError, match="in_batch"):
+        AdaptiveMarginLoss(in_batch=False, pairing="reference")
+    with pytest.raises(ValueError, match="anchored or reference"):
+        AdaptiveMarginLoss(pairing="transposed")
+    whole = embeddings()
+    one_row = TripleEmbeddings(
+        whole.queries[1:], whole.positives[1:], whole.negatives[1:], cosine, whole.positives, whole.negatives, 1
+    )
+    with pytest.raises(ValueError, match="whole batch"):
+        AdaptiveMarginLoss(pairing="reference")(one_row)
+    assert AdaptiveMarginLoss()(one_row).dim() == 0  # anchored works on a process's rows
 
 
 def test_distributed_pairs_each_negative_with_every_positive():
@@ -307,7 +342,13 @@ def test_registered_by_name():
 def test_defaults_are_the_papers():
     """Adaptive target, in-batch negatives, l2 error, gradient through the target."""
     regime = SelfDistillation()
-    assert regime.settings == {"target": "adaptive", "in_batch": True, "error": "l2", "detach_target": False}
+    assert regime.settings == {
+        "target": "adaptive",
+        "in_batch": True,
+        "error": "l2",
+        "detach_target": False,
+        "pairing": "anchored",
+    }
     assert regime.label == "self-distillation"
     assert regime.loss(embeddings(), []).item() == pytest.approx(HAND_L2[("adaptive", True)], abs=1e-12)
 
@@ -315,7 +356,13 @@ def test_defaults_are_the_papers():
 def test_from_strings_parses_settings():
     """Strings typed after `self-distillation:` become typed settings and reach the loss."""
     regime = SelfDistillation.from_strings({"in_batch": "false", "target": "0.2", "error": "soft"})
-    assert regime.settings == {"target": 0.2, "in_batch": False, "error": "soft", "detach_target": False}
+    assert regime.settings == {
+        "target": 0.2,
+        "in_batch": False,
+        "error": "soft",
+        "detach_target": False,
+        "pairing": "anchored",
+    }
     criterion = regime.criterion
     assert isinstance(criterion.target, float) and criterion.target == 0.2
     assert criterion.in_batch is False
@@ -345,7 +392,8 @@ def test_unknown_parameter_is_a_usage_error():
 
 
 @pytest.mark.parametrize(
-    ("key", "text"), [("error", "l3"), ("in_batch", "maybe"), ("target", "abc"), ("detach_target", "2")]
+    ("key", "text"),
+    [("error", "l3"), ("in_batch", "maybe"), ("target", "abc"), ("detach_target", "2"), ("pairing", "both")],
 )
 def test_bad_value_is_a_usage_error(key, text):
     """A value that does not parse is a UsageError naming the parameter and the value."""
@@ -368,3 +416,55 @@ def test_label_shows_only_changed_settings_and_round_trips():
     assert shown["target"] == "0.2"
     assert SelfDistillation.from_strings(shown).settings == regime.settings
     assert SelfDistillation.from_strings({"error": "soft"}).label == "self-distillation:error=soft"
+
+
+def test_pairing_on_the_command_line(monkeypatch):
+    """pairing=reference reaches the loss and the label; with in_batch=false, or on several processes, it is a
+    UsageError before any training."""
+    regime = SelfDistillation.from_strings({"pairing": "reference"})
+    assert regime.label == "self-distillation:pairing=reference"
+    assert regime.loss(embeddings(), []).item() == pytest.approx(REFERENCE_L2, abs=1e-12)
+    with pytest.raises(UsageError, match="in_batch=true"):
+        SelfDistillation.from_strings({"pairing": "reference", "in_batch": "false"})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match="one process"):
+        SelfDistillation.from_strings({"pairing": "reference"})
+    SelfDistillation.from_strings({})  # anchored trains on several processes
+
+
+# --- --similarity dot with a tiny model, against loops over the embeddings --------------------------------
+
+
+@pytest.mark.parametrize("pairing", ["anchored", "reference"])
+def test_tiny_model_dot_similarity_by_loops(tmp_path, pairing):
+    """A tiny BERT with --similarity dot: the regime's loss equals the mean over (i, j) of
+    (margin(i, j) - (d+_i.d-_j / 2 + 1/2))^2 computed with one dot product at a time."""
+    from benchmark.encoder import BiEncoder, EncoderConfig
+    from tests.tiny import save_tiny_bert
+
+    folder = save_tiny_bert(tmp_path / "tiny")
+    config = EncoderConfig(model=str(folder), similarity="dot", precision="fp32", device="cpu", max_doc_length=32)
+    encoder = BiEncoder(config)
+    queries = ["vitamin d and bones", "smoking and lungs", "exercise and blood pressure"]
+    positives = ["vitamin d deficiency weakens bones", "tobacco causes lung cancer", "aerobic exercise helps"]
+    negatives = ["coffee and the heart", "air pollution", "salt raises blood pressure"]
+    e = TripleEmbeddings(
+        encoder.embed(queries, "query"),
+        encoder.embed(positives, "doc"),
+        encoder.embed(negatives, "doc"),
+        encoder.similarity,
+    )
+    assert abs(e.queries[0].norm().item() - 1.0) > 1e-3  # dot similarity: not unit length
+
+    def s(a: torch.Tensor, b: torch.Tensor) -> float:
+        return torch.dot(a.double(), b.double()).item()
+
+    residuals = []
+    for i in range(3):
+        for j in range(3):
+            anchor = j if pairing == "reference" else i
+            margin = s(e.queries[anchor], e.positives[anchor]) - s(e.queries[i], e.negatives[j])
+            residuals.append(margin - (s(e.positives[i], e.negatives[j]) / 2 + 0.5))
+    expected = sum(x * x for x in residuals) / len(residuals)
+    loss = SelfDistillation(pairing=pairing).loss(e, [])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
