@@ -26,3 +26,15 @@ def test_differences_name_the_nested_setting_and_both_values():
     assert differences(before, after) == ["training.learning_rate (2e-05 -> 0.001)"]
     assert differences(before, before) == []
     assert differences({"seeds": [1]}, {}) == ["seeds ([1] -> None)"]
+
+
+def test_tune_specs_are_compared_on_resume_and_their_fractions_make_a_grid():
+    """A changed --tune is a changed run; a tuned system at several fractions names its rows by fraction."""
+    plain = RunConfig(regimes=("self-distillation",))
+    tuned = RunConfig(regimes=("self-distillation",), tune=("self-distillation:target=0.1|0.2",))
+    assert differences(comparable(plain.as_dict()), comparable(tuned.as_dict())) == [
+        "tune ([] -> ['self-distillation:target=0.1|0.2'])"
+    ]
+    label = "self-distillation:target=0.1|0.2"
+    assert not tuned.is_grid
+    assert RunConfig(regimes=("self-distillation",), tune=(label,), fractions_by_regime=((label, (0.5, 1.0)),)).is_grid

@@ -224,7 +224,7 @@ def test_the_cost_table_shows_a_tuned_system_with_and_without_its_search(tuned_r
     console = Console(width=400, record=True)
     console.print(cost_table(results, phases, "self-distillation"))
     lines = console.export_text().splitlines()
-    header = next(line for line in lines if "with tune s" in line)
+    header = next(line for line in lines if line.startswith("┃") and "with tune s" in line)
     column = header.index("with tune s")
     tuned = next(row for row in results if row["system"] == TUNED)
     rows = [line for line in lines if line.startswith("│") and line[1:].strip()[:1].isalpha()]
