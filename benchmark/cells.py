@@ -15,11 +15,15 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.files import read_json, write_json
 from benchmark.measure import PhaseRecord
 from benchmark.training import CurvePoint, TrainingOutcome
 from regimes import Regime
+
+if TYPE_CHECKING:
+    from benchmark.tuning import TuneResult
 
 FINISHED = "cell.json"
 STARTED = "started.json"
@@ -32,14 +36,20 @@ class Cell:
     regime: Regime
     fraction: float
     seed: int
+    label: str = ""  # a name other than the regime's label: a --tune point, or the tuned system itself
+
+    @property
+    def name(self) -> str:
+        """What the cell's rows and phases are named and charged to: its label, else the regime's."""
+        return self.label or self.regime.label
 
     @property
     def id(self) -> str:
-        return f"{self.regime.label}|f={self.fraction}|seed={self.seed}"
+        return f"{self.name}|f={self.fraction}|seed={self.seed}"
 
     def system_name(self, grid: bool) -> str:
-        """The row name in the results: the regime's label, with fraction and seed when the run is a grid."""
-        return f"{self.regime.label} f={self.fraction} seed={self.seed}" if grid else self.regime.label
+        """The row name in the results: the cell's name, with fraction and seed when the run is a grid."""
+        return f"{self.name} f={self.fraction} seed={self.seed}" if grid else self.name
 
 
 @dataclass
@@ -51,10 +61,16 @@ class RegimeRun:
     budget: int
     outcome: TrainingOutcome
     model_dir: Path
+    tune: TuneResult | None = None  # a --tune system: its search, whose selected point this run is
 
     @property
     def regime(self) -> Regime:
         return self.cell.regime
+
+    @property
+    def charged_cell(self) -> str:
+        """The cell whose phases are this run's own cost: a tuned system's selected point, else its own cell."""
+        return self.tune.selected_run.cell.id if self.tune else self.cell.id
 
 
 def folder(directory: Path, cell: Cell) -> Path:
@@ -99,7 +115,7 @@ def save(directory: Path, run: RegimeRun, records: list[PhaseRecord]) -> None:
         {
             "cell": run.cell.id,
             "system": run.system,
-            "regime": run.regime.label,
+            "regime": run.cell.name,
             "settings": run.regime.settings,
             "data_fraction": run.cell.fraction,
             "seed": run.cell.seed,

@@ -173,6 +173,21 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
         help="claim 1: self-distillation counts as matching the reference when a paired TOST shows the nDCG@10 "
         "difference within this margin (default: 0.02, see README)",
     )
+    what.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="one more system: a regime searched over a grid on validation, e.g. "
+        "'self-distillation:target=0.1|0.2|0.3' or 'teacher-distillation:learning_rate=1e-5|2e-5' (training settings "
+        "or regime parameters; several keys: their product); the whole search is charged to it as phase 'tune'. "
+        "Repeat the option or separate specs with ';'",
+    )
+    what.add_argument(
+        "--evaluate-all",
+        action="store_true",
+        help="also evaluate every --tune point on the test sets (rows of their own; selection stays on validation)",
+    )
     data = run.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -325,6 +340,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from benchmark.encoder import EncoderConfig
     from benchmark.runner import run
     from benchmark.training import TrainingConfig
+    from benchmark.tuning import parse_specs
 
     if args.resume:
         argv = resumed_argv(args, argv)
@@ -336,6 +352,10 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         regimes = parse_regimes(args.regimes)
         by_regime, fractions_all = (), args.data_fraction
+    specs = parse_specs(args.tune)
+    if args.command == "reproduce":  # a tuned regime is trained where reproduce trains that regime
+        curves = {"self-distillation": args.self_distillation_fractions, regimes[1].name: args.curve}
+        by_regime += tuple((spec.label, curves[spec.regime]) for spec in specs if spec.regime in curves)
     labels = tuple(regime.label for regime in regimes)
     by_regime = with_reference_fraction(
         by_regime,
@@ -397,6 +417,8 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         energy=not args.no_energy,
         resume=args.resume is not None,
         keep_checkpoints=args.keep_checkpoints,
+        tune=tuple(spec.label for spec in specs),
+        evaluate_all=args.evaluate_all,
     )
     return run(config, regimes, argv)
 

@@ -46,6 +46,8 @@ class RunConfig:
     energy: bool = True
     resume: bool = False  # continue the run in out/run_id (its finished cells are loaded, not retrained)
     keep_checkpoints: bool = False  # keep every validated checkpoint, not only each cell's selected one
+    tune: tuple[str, ...] = ()  # --tune specs, normalised (benchmark.tuning): one more system each
+    evaluate_all: bool = False  # every --tune point gets its test rows too (never used for selection)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +59,8 @@ class RunConfig:
     @property
     def is_grid(self) -> bool:
         """More than one cell per regime: system names then carry the fraction and seed."""
-        return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in self.regimes)
+        labels = (*self.regimes, *self.tune)
+        return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in labels)
 
 
 def with_reference_fraction(

@@ -115,13 +115,25 @@ def build(config, argv: list[str], state, started: float, eval_sets: list[str], 
         "seeds": list(config.seeds),
         "regimes": [
             {
-                "label": run.regime.label,
+                "label": run.cell.name,
                 "name": run.regime.name,
                 "settings": run.regime.settings,
                 "model_dir": str(run.model_dir.relative_to(state.directory)),
                 "status": run.outcome.status,
             }
             for run in state.regime_runs
+        ],
+        "tune": [
+            {
+                "label": run.cell.name,
+                "data_fraction": run.cell.fraction,
+                "seed": run.cell.seed,
+                "selected": run.tune.selected_settings,
+                "selected_cell": run.tune.selected_run.cell.id,
+                "points": [point.cell.id for point in run.tune.points],
+            }
+            for run in state.regime_runs
+            if run.tune
         ],
         "evaluation_sets": eval_sets,
         "data": state.notes,

@@ -38,6 +38,7 @@ class PhaseRecord:
     peak_gpu_mb: float = 0.0
     count: int = 0  # items processed: triples, documents, queries
     reused: bool = False  # the result came from a cache; costs are those of the original computation
+    aggregates: str = ""  # a phase summing others (``tune``: its points' cells): never add it to them
 
     def row(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ from rich.table import Table
 from benchmark.evaluation import MEASURE_NAMES, significant
 from benchmark.measure import PhaseRecord
 from benchmark.progress import console
+from benchmark.tuning import row_fields as tune_fields
 
 COST_FIELDS = ("wall_s", "cpu_s", "gpu_hours", "energy_kwh", "co2_kg")
 SPEEDUP_FIELDS = {"wall": "wall_s", "gpu_hours": "gpu_hours", "energy": "energy_kwh"}
@@ -46,7 +47,7 @@ def charged(records: Sequence[PhaseRecord], cell: str) -> dict:
 def reference_run(runs, reference: str, fraction: float, seed: int):
     """The reference regime's run (matched by label, then by name) at the same fraction and seed; where it was
     not trained at that fraction, its run at the largest fraction with that seed (the paper's comparison)."""
-    mine = [r for r in runs if r.cell.seed == seed and r.regime.label == reference]
+    mine = [r for r in runs if r.cell.seed == seed and r.cell.name == reference]
     mine = mine or [r for r in runs if r.cell.seed == seed and r.regime.name == reference]
     same = [r for r in mine if r.cell.fraction == fraction]
     if same:
@@ -66,8 +67,10 @@ def speedups(mine: dict, theirs: dict | None) -> dict:
 
 
 def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
-    """One row per system x evaluation set, with effectiveness, significance, provenance and charged costs."""
-    runs = {run.system: run for run in state.regime_runs}
+    """One row per system x evaluation set, with effectiveness, significance, provenance and charged costs; a
+    --tune system's charged costs are its selected point's, its search's whole cost is in the tune_* columns."""
+    points = {run.system: run for run in getattr(state, "tune_points", [])}
+    runs = {**points, **{run.system: run for run in state.regime_runs}}
     records = state.meter.records
     rows = []
     for table in tables:
@@ -78,7 +81,7 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                 "eval_set": row["eval_set"],
                 "queries": row["queries"],
                 "system": system,
-                "kind": "regime" if system in runs else ("teacher" if system.startswith("teacher:") else system),
+                "kind": kind(system, runs, points),
             }
             for measure in MEASURE_NAMES:
                 result[measure] = row[measure]
@@ -88,11 +91,11 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
             if system in runs:
                 run = runs[system]
                 outcome = run.outcome
-                costs = charged(records, run.cell.id)
+                costs = charged(records, run.charged_cell)
                 reference = reference_run(state.regime_runs, config.reference, run.cell.fraction, run.cell.seed)
                 full = reference_run(state.regime_runs, config.reference, math.inf, run.cell.seed)  # largest fraction
                 result.update(
-                    regime=run.regime.label,
+                    regime=run.cell.name,
                     regime_name=run.regime.name,
                     parameters=";".join(f"{k}={v}" for k, v in run.regime.settings.items()),
                     data_fraction=run.cell.fraction,
@@ -109,19 +112,29 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     status=outcome.status,
                     **costs,
                     reference=reference.system if reference else f"{config.reference} (not in this run)",
-                    **speedups(costs, charged(records, reference.cell.id) if reference else None),
+                    **speedups(costs, charged(records, reference.charged_cell) if reference else None),
                     reference_full=full.system if full else "",
                     **{
                         f"{name}_vs_full": value
-                        for name, value in speedups(costs, charged(records, full.cell.id) if full else None).items()
+                        for name, value in speedups(
+                            costs, charged(records, full.charged_cell) if full else None
+                        ).items()
                     },
                     **run.regime.notes,
                 )
+                if run.tune is not None:
+                    result.update(tune_fields(run.tune))
             else:
                 status = row.get("status")
                 result["status"] = status if isinstance(status, str) else "ok"
             rows.append(result)
     return rows
+
+
+def kind(system: str, runs: dict, points: dict) -> str:
+    if system in runs:
+        return "tune point" if system in points and runs[system] is points[system] else "regime"
+    return "teacher" if system.startswith("teacher:") else system
 
 
 def _number(value, digits: int = 4) -> str:
@@ -175,7 +188,8 @@ def effectiveness_table(results: Sequence[dict]) -> Table:
 def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) -> Table:
     title = (
         f"Costs charged to each regime (its preparation, training and validation); speedup = {reference} at the same "
-        f"fraction / regime; vs full = {reference} at its full budget / regime"
+        f"fraction / regime; vs full = {reference} at its full budget / regime; a --tune system: wall s of its "
+        "selected point, with tune s of its whole search"
     )
     table = Table(title=title)
     columns = (
@@ -183,6 +197,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
         "fraction",
         "phases",
         "wall s",
+        "with tune s",
         "to best s",
         "CPU s",
         "GPU h",
@@ -215,6 +230,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
             f"{fraction:g}",
             phases_text,
             cell("charged_wall_s", 1),
+            cell("tune_wall_s", 1) if isinstance(rows[0].get("tune_grid"), str) and rows[0]["tune_grid"] else "",
             cell("train_wall_to_best_s", 1),
             cell("charged_cpu_s", 1),
             cell("charged_gpu_hours", 5),
@@ -233,6 +249,7 @@ def cost_table(results: Sequence[dict], phases: Sequence[dict], reference: str) 
             "",
             "+".join(dict.fromkeys(p["phase"] for p in shared)),
             _number(sum(_float(p["wall_s"]) for p in shared), 1),
+            "",
             "",
             _number(sum(_float(p["cpu_s"]) for p in shared), 1),
             _number(sum(_float(p["gpu_hours"]) for p in shared), 5),

@@ -18,12 +18,13 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from benchmark import cells, claims_report, distributed, evaluation, leakage, manifest, network, report
+from benchmark import cells, claims_report, distributed, evaluation, leakage, manifest, network, report, tuning
 from benchmark.bm25 import BM25Index, mine_triples
 from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
@@ -52,7 +53,8 @@ class RunState:
     directory: Path
     meter: Meter
     reference: str
-    regime_runs: list[RegimeRun] = field(default_factory=list)
+    regime_runs: list[RegimeRun] = field(default_factory=list)  # the systems: regimes, then --tune systems
+    tune_points: list[RegimeRun] = field(default_factory=list)  # every --tune grid point trained
     notes: dict = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # cell id -> trained, loaded, or trained again
     processes: distributed.Processes = distributed.ONE_PROCESS
@@ -132,9 +134,10 @@ def text_lookup(collection: Collection):
 def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     """Run every regime, evaluate, write the files and print the tables; returns the exit status (1 when a
     regime stopped early on a non-finite loss, after every other regime has run)."""
+    specs = tuning.parse_specs(config.tune)  # refused here, before any work, if malformed
     processes = distributed.start(BiEncoder.device_for(config.encoder))
     if not processes.is_main:
-        return run_worker(config, regimes, processes)
+        return run_worker(config, regimes, specs, processes)
     started = time.time()
     folder = open_run_folder(config)
     directory = folder.directory
@@ -201,13 +204,10 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                 initial_validation = validation.score(initial)
                 record.count = len(validation.queries)
             say(f"Initial encoder: validation nDCG@10 {initial_validation:.4f}")
-            for regime in regimes:
-                for fraction in config.fractions_for(regime.label):
-                    cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
-                    restored = restore_cell(cell, state, config)
-                    if processes.broadcast(restored is not None):  # the other processes skip it too
-                        state.regime_runs.append(restored)
-                        continue
+            finished: dict[str, RegimeRun] = {}
+            for cell, cell_config in planned_cells(regimes, specs, config, seed):
+                regime_run = restore_cell(cell, state, config)
+                if not processes.broadcast(regime_run is not None):  # loaded: the other processes skip it too
                     cells.start(directory, cell)
                     first_record = len(meter.records)
                     regime_run = train_regime(
@@ -219,13 +219,15 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                         validation,
                         initial_validation,
                         train_collection,
-                        config,
+                        cell_config,
                         meter,
                         directory,
                         processes,
                     )
                     cells.save(directory, regime_run, meter.records[first_record:])
-                    state.regime_runs.append(regime_run)
+                finished[cell.id] = regime_run
+                (state.tune_points if cell.label else state.regime_runs).append(regime_run)
+            state.regime_runs += tuned_runs(specs, finished, config, seed, meter)
         initial.load_state(initial_state)
         if processes.distributed:  # the other processes are done: evaluation runs here, on all of this machine
             meter.accelerators = min(meter.accelerators, 1)
@@ -264,7 +266,7 @@ def regime_context(
 ) -> RegimeContext:
     """What a cell's regime may use while it prepares (the same on every process)."""
     return RegimeContext(
-        label=cell.regime.label,
+        label=cell.name,
         cell=cell.id,
         collection=collection,
         triples=budget,
@@ -277,7 +279,9 @@ def regime_context(
     )
 
 
-def run_worker(config: RunConfig, regimes: list[Regime], processes: distributed.Processes) -> int:
+def run_worker(
+    config: RunConfig, regimes: list[Regime], specs: list[tuning.TuneSpec], processes: distributed.Processes
+) -> int:
     """A training process other than the main one: it trains on its rows of every batch, in step with the main
     process, which prepares the data first (this one reads its caches), validates, evaluates and writes."""
     silence()
@@ -291,31 +295,69 @@ def run_worker(config: RunConfig, regimes: list[Regime], processes: distributed.
     texts = text_lookup(collection)
     for seed in config.seeds:
         split = split_validation(triples, config.data.validation_fraction, seed)
-        for regime in regimes:
-            for fraction in config.fractions_for(regime.label):
-                if processes.broadcast(None):  # finished by an earlier attempt of the run
-                    continue
-                cell = Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed)
-                budget = split.budget(fraction)
-                encoder.load_state(initial_state)
-                processes.barrier()  # the main process has prepared this regime; its caches are there
-                cell.regime.prepare(regime_context(cell, collection, budget, config, meter, encoder))
-                train(
-                    encoder,
-                    cell.regime,
-                    budget,
-                    texts,
-                    None,
-                    math.nan,
-                    config.training,
-                    meter,
-                    charged_to=cell.regime.label,
-                    cell=cell.id,
-                    seed=seed,
-                    processes=processes,
-                )
+        for cell, cell_config in planned_cells(regimes, specs, config, seed):
+            if processes.broadcast(None):  # finished by an earlier attempt of the run
+                continue
+            budget = split.budget(cell.fraction)
+            encoder.load_state(initial_state)
+            processes.barrier()  # the main process has prepared this regime; its caches are there
+            cell.regime.prepare(regime_context(cell, collection, budget, cell_config, meter, encoder))
+            train(
+                encoder,
+                cell.regime,
+                budget,
+                texts,
+                None,
+                math.nan,
+                cell_config.training,
+                meter,
+                charged_to=cell.name,
+                cell=cell.id,
+                seed=seed,
+                processes=processes,
+            )
     meter.close()
     return 0
+
+
+def planned_cells(
+    regimes: list[Regime], specs: list[tuning.TuneSpec], config: RunConfig, seed: int
+) -> list[tuple[Cell, RunConfig]]:
+    """The cells a seed trains, in order, each with the config it trains under: every regime at each of its
+    fractions, then every --tune grid point (its training settings replaced); a point two specs share once."""
+    planned = [
+        (Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed), config)
+        for regime in regimes
+        for fraction in config.fractions_for(regime.label)
+    ]
+    for spec in specs:
+        for fraction in config.fractions_for(spec.label):
+            for point in spec.points():
+                cell = Cell(regime=point.regime, fraction=fraction, seed=seed, label=point.label)
+                planned.append((cell, replace(config, training=point.training_config(config.training))))
+    unique: dict[str, tuple[Cell, RunConfig]] = {}
+    for cell, cell_config in planned:
+        unique.setdefault(cell.id, (cell, cell_config))
+    return list(unique.values())
+
+
+def tuned_runs(
+    specs: list[tuning.TuneSpec], finished: dict[str, RegimeRun], config: RunConfig, seed: int, meter: Meter
+) -> list[RegimeRun]:
+    """Each --tune system at each fraction: its point selected on validation, and its search recorded as the phase
+    ``tune`` charged to it (rebuilt from the points on a resumed run, never stored)."""
+    runs = []
+    for spec in specs:
+        for fraction in config.fractions_for(spec.label):
+            points = [finished[Cell(p.regime, fraction, seed, label=p.label).id] for p in spec.points()]
+            run = tuning.tuned_run(spec, points, meter.records, config.is_grid)
+            meter.records.append(run.tune.record)
+            say(
+                f"{spec.label} (fraction {fraction}, seed {seed}): selected {run.tune.selected_settings} on "
+                f"validation nDCG@10 {run.outcome.best_validation:.4f} among {len(points)} points"
+            )
+            runs.append(run)
+    return runs
 
 
 def restore_cell(cell: Cell, state: RunState, config: RunConfig) -> RegimeRun | None:
@@ -356,7 +398,7 @@ def train_regime(
     processes: distributed.Processes = distributed.ONE_PROCESS,
 ) -> RegimeRun:
     """Train one cell (regime x fraction x seed) from the initial weights and save its selected checkpoint."""
-    regime, label = cell.regime, cell.regime.label
+    regime, label = cell.regime, cell.name
     triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
     regime.prepare(regime_context(cell, collection, triples, config, meter, encoder))
@@ -416,7 +458,9 @@ def checkpoint_keeper(encoder: BiEncoder, cell: Cell, meter: Meter, directory: P
 def evaluate_collection(
     collection: Collection, initial: BiEncoder, state: RunState, config: RunConfig, meter: Meter, work: Path
 ):
-    """Index the corpus with every encoder, retrieve, and compare all systems with one pt.Experiment."""
+    """Index the corpus with every encoder, retrieve, and compare all systems with one pt.Experiment; with
+    ``--evaluate-all`` the --tune points in a second one, so they do not change the systems' multiple-testing
+    correction (the selection never sees either)."""
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
     env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
@@ -434,10 +478,17 @@ def evaluate_collection(
                 unevaluable.append(extra)
             else:
                 systems.setdefault(extra, system)
+    points = {INITIAL: systems[INITIAL]}
+    for point in state.tune_points if config.evaluate_all else []:
+        trained = BiEncoder(config.encoder, str(point.model_dir)).for_inference()
+        points[point.system] = env.dense(trained, point.system)
     with meter.phase("evaluate", cell=collection.name) as record:
-        say(f"Evaluating {len(systems)} systems on {collection.name} ({len(topics)} queries)")
+        say(f"Evaluating {len(systems) + len(points) - 1} systems on {collection.name} ({len(topics)} queries)")
         staging = work / f"runs-{name}"  # run files are written here, then each renamed into runs/<name>/
         table = evaluation.experiment(systems, topics, qrels, INITIAL, staging)
+        if len(points) > 1:
+            tune_table = evaluation.experiment(points, topics, qrels, INITIAL, staging)
+            table = pd.concat([table, tune_table[tune_table["system"] != INITIAL]], ignore_index=True)
         write_atomic(staging / "topics.tsv", topics.to_csv(sep="\t", index=False))
         write_atomic(staging / "qrels.tsv", qrels.to_csv(sep="\t", index=False))
         publish(staging, state.directory / "runs" / name)
@@ -453,20 +504,24 @@ def write_outputs(state, results, config, argv, started, eval_collections, begun
     directory = state.directory
     write_csv(directory / "results.csv", results)
     write_csv(directory / "phases.csv", (record.row() for record in state.meter.records))
+    selected = {run.tune.selected_run.cell.id for run in state.regime_runs if run.tune}
+    unselected = [run for run in state.tune_points if run.cell.id not in selected]  # shown by their tuned label
+    unselected_ids = {run.cell.id for run in unselected}
     curves = [
         {
-            "regime": run.regime.label,
+            "regime": run.cell.name,
             "data_fraction": run.cell.fraction,
             "seed": run.cell.seed,
             **vars(point),
+            "tune_point": run.cell.id in unselected_ids,
         }
-        for run in state.regime_runs
+        for run in [*state.regime_runs, *unselected]
         for point in run.outcome.curve
     ]
     write_csv(
         directory / "curves.csv",
         curves,
-        ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10"],
+        ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10", "tune_point"],
     )
     write_json(
         directory / "manifest.json",

@@ -57,6 +57,8 @@ def test_list_shows_every_regime_with_its_parameters():
         (["--data-fraction", "0"], ["outside (0, 1]"]),
         (["--data-fraction", "abc"], ["not a number"]),
         (["--bogus"], ["unrecognized arguments", "--help"]),
+        (["--tune", "self-distillation:target=0.1|0.2;self-distillation:speed=1|2"], ["--tune", "'speed'"]),
+        (["--tune", "teacher-distillation:learning_rate=1e-5"], ["--tune", "one point"]),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, words, tmp_path):
@@ -444,3 +446,49 @@ def test_verdict_options_accept_zero_learning_rate_and_no_reference_fraction():
 
     args = build_parser().parse_args(["run", "--learning-rate", "0", "--reference-fraction", "none"])
     assert args.learning_rate == 0 and args.reference_fraction is None and args.equivalence_margin == 0.02
+
+
+# --- tuning -----------------------------------------------------------------------------------------------------
+def test_tuned_teacher_distillation_selects_on_validation_and_charges_its_search(tiny_setup, tmp_path):
+    """`--tune "teacher-distillation:learning_rate=1e-5|5e-5"`: both points trained on the same budget, the one best
+    on validation is the tuned system's row, and its search (both points) is charged as one phase `tune`."""
+    arguments, env = tiny_setup
+    out = tmp_path / "out"
+    label = "teacher-distillation:learning_rate=1e-5|5e-5"
+    result = cli(
+        "run",
+        *arguments,
+        "--regimes",
+        "self-distillation",
+        "--tune",
+        label,
+        "--out",
+        str(out),
+        "--run-id",
+        "t",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["system"]: row for row in read_rows(out / "t" / "results.csv")}
+    tuned = rows[label]
+    assert (tuned["regime"], tuned["regime_name"], tuned["tune_grid"], tuned["tune_points"]) == (
+        label,
+        "teacher-distillation",
+        "learning_rate=1e-5|5e-5",
+        "2",
+    )
+    cells = finished_cells(out / "t")
+    points = {
+        lr: json.loads(
+            (cells[f"teacher-distillation:learning_rate={lr} (tune point)|f=1.0|seed=42"] / "cell.json").read_text()
+        )
+        for lr in ("1e-5", "5e-5")
+    }
+    best = max(points, key=lambda lr: points[lr]["outcome"]["best_validation"])  # max keeps the first on ties
+    assert tuned["tune_selected"] == f"learning_rate={best}"
+    assert float(tuned["best_validation_ndcg10"]) == points[best]["outcome"]["best_validation"]
+    assert float(tuned["examples_consumed"]) == float(rows["self-distillation"]["examples_consumed"])  # same budget
+    phases = read_rows(out / "t" / "phases.csv")
+    [tune] = [p for p in phases if p["phase"] == "tune"]
+    assert tune["charged_to"] == label and tune["aggregates"]
+    assert float(tuned["tune_wall_s"]) == float(tune["wall_s"]) > float(tuned["charged_wall_s"]) > 0

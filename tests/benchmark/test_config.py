@@ -44,3 +44,15 @@ def test_reference_is_also_trained_at_its_full_budget():
         "self-distillation": (0.135,),
         "teacher-distillation:teacher=bm25": (0.5, 1.0),
     }
+
+
+def test_tune_specs_are_compared_on_resume_and_their_fractions_make_a_grid():
+    """A changed --tune is a changed run; a tuned system at several fractions names its rows by fraction."""
+    plain = RunConfig(regimes=("self-distillation",))
+    tuned = RunConfig(regimes=("self-distillation",), tune=("self-distillation:target=0.1|0.2",))
+    assert differences(comparable(plain.as_dict()), comparable(tuned.as_dict())) == [
+        "tune ([] -> ['self-distillation:target=0.1|0.2'])"
+    ]
+    label = "self-distillation:target=0.1|0.2"
+    assert not tuned.is_grid
+    assert RunConfig(regimes=("self-distillation",), tune=(label,), fractions_by_regime=((label, (0.5, 1.0)),)).is_grid
