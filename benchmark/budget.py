@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmark.errors import UsageError
 from benchmark.triples import Triple
@@ -26,6 +26,7 @@ class Split:
     ordered_triples: list[Triple]
     validation_queries: list[str]
     training_queries: list[str]
+    validation_triples: list[Triple] = field(default_factory=list)  # the held-out queries' triples, sorted
 
     def budget(self, fraction: float) -> list[Triple]:
         """The first ceil(f * N) triples of the shared order: every regime gets the same prefix."""
@@ -45,6 +46,7 @@ def split_validation(triples: Sequence[Triple], validation_fraction: float, seed
         held_out = [rng.choice(queries)]
     held = set(held_out)
     training = [t for t in triples if t.query_id not in held]
+    validation = sorted(t for t in triples if t.query_id in held)
     if not training:
         raise UsageError("holding out validation queries leaves no training triples; lower --validation-fraction")
     order = sorted(training)
@@ -53,4 +55,5 @@ def split_validation(triples: Sequence[Triple], validation_fraction: float, seed
         ordered_triples=order,
         validation_queries=held_out,
         training_queries=sorted({t.query_id for t in training}),
+        validation_triples=validation,
     )

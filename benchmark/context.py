@@ -26,3 +26,6 @@ class RegimeContext:
     seed: int
     batch_size: int
     encoder: BiEncoder | None = None  # holding the initial weights while the regime prepares
+    # every training triple of the split (the budget is a prefix of them): what budget-independent teacher
+    # normalisation and scale are fitted on; empty when a caller has only the budget
+    training_triples: Sequence[Triple] = ()

@@ -127,6 +127,9 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
             else:
                 status = row.get("status")
                 result["status"] = status if isinstance(status, str) else "ok"
+            per_seed = state.notes.get("pairwise_accuracy", {}).get(system)
+            if per_seed and system not in runs:  # the initial encoder's and the teachers' rows, mean over seeds
+                result["pairwise_accuracy"] = statistics.fmean(per_seed.values())
             rows.append(result)
     return rows
 

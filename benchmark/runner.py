@@ -24,7 +24,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmark import cells, claims_report, distributed, evaluation, leakage, manifest, network, report, tuning
+from benchmark import (
+    cells,
+    claims_report,
+    distributed,
+    evaluation,
+    leakage,
+    manifest,
+    network,
+    pairwise_accuracy,
+    report,
+    tuning,
+)
 from benchmark.bm25 import BM25Index, mine_triples
 from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
@@ -200,6 +211,8 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                 f"seed {seed}: {len(split.ordered_triples)} training triples from {len(split.training_queries)} "
                 f"queries; {len(split.validation_queries)} queries held out, {len(validation.queries)} of them validate"
             )
+            initial.load_state(initial_state)  # the previous seed's cells trained this object
+            measure_pairwise_accuracy(initial, regimes, split, train_collection, config, meter, seed, state)
             with meter.phase("validate", cell=f"{INITIAL}|seed={seed}") as record:
                 initial_validation = validation.score(initial)
                 record.count = len(validation.queries)
@@ -262,21 +275,55 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
 
 
 def regime_context(
-    cell: Cell, collection: Collection, budget: Sequence[Triple], config: RunConfig, meter: Meter, encoder: BiEncoder
+    cell: Cell, collection: Collection, split: Split, config: RunConfig, meter: Meter, encoder: BiEncoder
 ) -> RegimeContext:
-    """What a cell's regime may use while it prepares (the same on every process)."""
+    """What a cell's regime may use while it prepares (the same on every process): its budget, and all the
+    training triples for what must not depend on the budget (teacher normalisation and scale)."""
     return RegimeContext(
         label=cell.name,
         cell=cell.id,
         collection=collection,
-        triples=budget,
+        triples=split.budget(cell.fraction),
         encoder_config=config.encoder,
         meter=meter,
         cache_dir=config.cache_dir,
         seed=cell.seed,
         batch_size=config.training.batch_size,
         encoder=encoder,
+        training_triples=split.ordered_triples,
     )
+
+
+def measure_pairwise_accuracy(
+    initial: BiEncoder,
+    regimes: Sequence[Regime],
+    split: Split,
+    collection: Collection,
+    config: RunConfig,
+    meter: Meter,
+    seed: int,
+    state: RunState,
+) -> None:
+    """The initial encoder's and each distinct teacher's pairwise accuracy on the validation triples, charged to
+    no regime; kept in the run's notes as {system: {seed: accuracy}} for the results rows."""
+    specs = [regime.teacher.spec for regime in regimes if getattr(regime, "teacher", None) is not None]
+    context = RegimeContext(
+        label="",
+        cell=f"{pairwise_accuracy.PHASE}|seed={seed}",
+        collection=collection,
+        triples=split.validation_triples,
+        encoder_config=config.encoder,
+        meter=meter,
+        cache_dir=config.cache_dir,
+        seed=seed,
+        batch_size=config.training.batch_size,
+        encoder=initial,
+        training_triples=split.ordered_triples,
+    )
+    found = pairwise_accuracy.measure(initial, specs, context, split.validation_triples)
+    accuracies = state.notes.setdefault("pairwise_accuracy", {})
+    for system, value in found.items():
+        accuracies.setdefault(system, {})[str(seed)] = value
 
 
 def run_worker(
@@ -301,7 +348,7 @@ def run_worker(
             budget = split.budget(cell.fraction)
             encoder.load_state(initial_state)
             processes.barrier()  # the main process has prepared this regime; its caches are there
-            cell.regime.prepare(regime_context(cell, collection, budget, cell_config, meter, encoder))
+            cell.regime.prepare(regime_context(cell, collection, split, cell_config, meter, encoder))
             train(
                 encoder,
                 cell.regime,
@@ -401,7 +448,7 @@ def train_regime(
     regime, label = cell.regime, cell.name
     triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
-    regime.prepare(regime_context(cell, collection, triples, config, meter, encoder))
+    regime.prepare(regime_context(cell, collection, split, config, meter, encoder))
     processes.barrier()  # the other processes now prepare from this one's caches (teacher scores)
     say(
         f"Training {label} (fraction {cell.fraction}, seed {cell.seed}) on {len(triples)} triples "

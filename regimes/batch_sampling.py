@@ -37,8 +37,9 @@ from torch.nn import functional as F
 from benchmark.errors import UsageError
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
-from regimes.teacher_distillation import MarginMSELoss, teacher_margins
-from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, cached_teacher_scores, has_score_file, parse_teacher
+from regimes.teacher_distillation import MarginMSELoss, scaled_teacher_scores, teacher_margins
+from regimes.teacher_scale import parse_teacher_scale
+from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, has_score_file, parse_teacher, teacher_scores
 
 CITATION = """@inproceedings{hofstaetter2021tasb,
   title     = {Efficiently Teaching an Effective Dense Retriever with Balanced Topic Aware Sampling},
@@ -162,6 +163,12 @@ class BatchSampling(Regime):
         Parameter("margin_bins", 10, "tas-balanced: bins of each query's teacher margin", positive_int),
         Parameter("teacher", DEFAULT_TEACHER, "tas-balanced: the teacher, as in teacher-distillation"),
         Parameter("in_batch_weight", 0.75, "tas-balanced: weight of the in-batch Margin-MSE term (TAS-B: 0.75)", float),
+        Parameter(
+            "teacher_scale",
+            "auto",
+            "tas-balanced: factor on the teacher's margins, as in teacher-distillation",
+            parse_teacher_scale,
+        ),
         Parameter("temperature", 0.05, "hard-negatives: InfoNCE temperature", float),
     )
 
@@ -180,6 +187,7 @@ class BatchSampling(Regime):
                 )
         self.criterion = MarginMSELoss(settings["in_batch_weight"])
         self.pair_scores: dict[PairKey, float] = {}
+        self.scale = 1.0
         self.planned: list[list[Triple]] | None = None
         self.loaded = False
 
@@ -201,7 +209,7 @@ class BatchSampling(Regime):
             self.check(context.encoder_config)
         cluster_of = self.cluster_queries(context)
         pairs = {(t.query_id, d) for t in context.triples for d in (t.positive_id, t.negative_id)}
-        scores = cached_teacher_scores(self.teacher, sorted(pairs), context)
+        scores, self.scale = scaled_teacher_scores(self.teacher, sorted(pairs), context, self.settings["teacher_scale"])
         unscored = [t for t in context.triples if not self._scored(t, scores)]
         if unscored:
             raise UsageError(
@@ -215,15 +223,16 @@ class BatchSampling(Regime):
         self.planned = balanced_batches(context.triples, cluster_of, bin_of, context.batch_size, context.seed)
         self.notes["distinct_triples_drawn"] = len({t for batch in self.planned for t in batch})
         if self.settings["in_batch_weight"] > 0:
-            # rescore every pair the loss needs in one call, so per-query normalised teachers (ensembles) put a
-            # query's own and in-batch documents on one scale; both scorings are charged
-            needed = set(scores)
+            # a pair's score depends on the pair alone, so the in-batch pairs are simply scored too
+            in_batch = set()
             for batch in self.planned:
                 docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-                needed.update((t.query_id, d) for t in batch for d in docs)
-            scores = cached_teacher_scores(self.teacher, sorted(needed), context)
+                in_batch.update((t.query_id, d) for t in batch for d in docs)
+            scores = {**scores, **teacher_scores(self.teacher, sorted(in_batch - set(scores)), context)}
         self.pair_scores = scores
-        self.notes.update(teacher=self.teacher.spec, clusters_used=len(set(cluster_of.values())))
+        self.notes.update(
+            teacher=self.teacher.spec, teacher_scale=self.scale, clusters_used=len(set(cluster_of.values()))
+        )
 
     def cluster_queries(self, context) -> dict[str, int]:
         """k-means (scikit-learn) over the initial encoder's embeddings of the budget's queries."""
@@ -274,7 +283,12 @@ class BatchSampling(Regime):
         if not self.tas_balanced:
             return in_batch_info_nce(embeddings, self.settings["temperature"], batch)
         margins, in_batch = teacher_margins(
-            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0, embeddings.rows
+            self.pair_scores,
+            batch,
+            embeddings.queries.device,
+            self.settings["in_batch_weight"] > 0,
+            embeddings.rows,
+            self.scale,
         )
         return self.criterion(embeddings, margins, in_batch)
 

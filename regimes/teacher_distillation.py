@@ -1,8 +1,9 @@
 """Teacher distillation with Margin-MSE (Hofstätter et al., 2020, arXiv 2010.02666).
 
-The student learns the teacher's margin between the positive and the negative of each triple. Scoring the
-training triples with the teacher is this regime's preparation and is charged to it; scores are cached on disk,
-and a run that reuses them is still charged the measured cost of the original scoring (marked as reused).
+The student learns the teacher's margin between the positive and the negative of each triple, times
+``teacher_scale`` (regimes.teacher_scale: ``auto`` fits it once on the full training triples). Scoring with the
+teacher is this regime's preparation and is charged to it; scores are cached on disk, and a run that reuses them
+is still charged the measured cost of the original scoring (marked as reused).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from benchmark.errors import UsageError
 from benchmark.progress import say
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
+from regimes.teacher_scale import fitted_teacher_scale, parse_teacher_scale
 from regimes.teachers import (
     DEFAULT_TEACHER,
+    EnsembleTeacher,
     PairKey,
     Teacher,
-    cached_teacher_scores,
     has_score_file,
     parse_teacher,
+    teacher_scores,
 )
 
 CITATION = """@article{hofstaetter2020margin,
@@ -80,11 +83,12 @@ def teacher_margins(
     device: torch.device,
     in_batch: bool,
     rows: slice = slice(None),
+    scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The teacher's margins t(q,d+) - t(q,d-) of the batch's ``rows`` and, for the in-batch term,
     t(q_i,d+_i) - t(q_i,d_j) for every document d_j of the whole batch (columns: the positives, then the
-    negatives)."""
-    score = pair_scores
+    negatives); all multiplied by ``scale``."""
+    score = {pair: scale * value for pair, value in pair_scores.items()} if scale != 1.0 else pair_scores
     local = batch[rows]
     positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in local], device=device)
     negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in local], device=device)
@@ -94,6 +98,19 @@ def teacher_margins(
         table = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in local], device=device)
         others = positives[:, None] - table
     return positives - negatives, others
+
+
+def scaled_teacher_scores(
+    teacher: Teacher, pairs: Sequence[PairKey], context, teacher_scale: float | str
+) -> tuple[dict[PairKey, float], float]:
+    """The teacher's budget-independent scores of ``pairs`` and the factor on its margins: ``teacher_scale`` as
+    given, or fitted on the full training triples (``auto``, which scores all of them; charged to the regime)."""
+    auto = teacher_scale == "auto"
+    if (auto or isinstance(teacher, EnsembleTeacher)) and not context.training_triples:
+        raise RuntimeError("teacher_scale=auto and ensemble teachers need the context's training_triples")
+    scores = teacher_scores(teacher, pairs, context, calibrate=auto)
+    scale = fitted_teacher_scale(scores, context) if auto else float(teacher_scale)
+    return scores, scale
 
 
 @register
@@ -108,6 +125,13 @@ class TeacherDistillation(Regime):
             "teacher", DEFAULT_TEACHER, "cross-encoder:<id> | bi-encoder:<id> | scores:<path> | bm25 | ensemble:a+b"
         ),
         Parameter("in_batch_weight", 0.0, "weight of TAS-B's in-batch Margin-MSE term (0: off)", float),
+        Parameter(
+            "teacher_scale",
+            "auto",
+            "factor on the teacher's margins (auto: RMS of the initial encoder's over the teacher's, on all training "
+            "triples)",
+            parse_teacher_scale,
+        ),
     )
 
     def validate(self) -> None:
@@ -120,6 +144,7 @@ class TeacherDistillation(Regime):
             )
         self.criterion = MarginMSELoss(self.settings["in_batch_weight"])
         self.pair_scores: dict[PairKey, float] = {}
+        self.scale = 1.0
         self.kept: list[Triple] | None = None
         self.loaded = False
 
@@ -140,11 +165,13 @@ class TeacherDistillation(Regime):
         if not self.loaded:
             self.check(context.encoder_config)
         pairs = self.pairs_needed(context.triples, context.batch_size)
-        scores = cached_teacher_scores(self.teacher, pairs, context)
-        self.pair_scores = scores
+        self.pair_scores, self.scale = scaled_teacher_scores(
+            self.teacher, pairs, context, self.settings["teacher_scale"]
+        )
         self.kept = [t for t in context.triples if self.scored(t)]
         dropped = len(context.triples) - len(self.kept)
         self.notes["teacher"] = self.teacher.spec
+        self.notes["teacher_scale"] = self.scale
         self.notes["teacher_unscored_triples_dropped"] = dropped
         if dropped:
             say(
@@ -168,7 +195,12 @@ class TeacherDistillation(Regime):
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
         margins, in_batch = teacher_margins(
-            self.pair_scores, batch, embeddings.queries.device, self.settings["in_batch_weight"] > 0, embeddings.rows
+            self.pair_scores,
+            batch,
+            embeddings.queries.device,
+            self.settings["in_batch_weight"] > 0,
+            embeddings.rows,
+            self.scale,
         )
         return self.criterion(embeddings, margins, in_batch)
 

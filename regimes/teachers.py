@@ -5,10 +5,14 @@
 - ``scores:<path>``: precomputed scores, one triple a line: score_pos, score_neg, qid, pid_pos, pid_neg
   (tab-separated, the layout of Hofstätter et al.'s MS MARCO BERT_CAT ensemble files).
 - ``bm25``: pyterrier-pisa BM25 over the training corpus.
-- ``ensemble:<a>+<b>+...``: the mean of the members' scores after per-query min-max normalisation (over the
-  documents scored for that query), so members on different scales weigh the same.
+- ``ensemble:<a>+<b>+...``: the mean of the members' scores, each standardised by one fixed affine map (mean 0,
+  standard deviation 1 over every pair of the full training triples), so members on different scales weigh the
+  same.
 
-A teacher is also a retrieval system where it can be one, so its ceiling is a row of the results table.
+A pair's score depends on that pair alone: never on the budget, the fraction, the regime or what else is scored in
+the same call (the old per-query min-max over the scored pairs turned every two-document query of a small budget
+into margins of exactly +-1). A teacher is also a retrieval system where it can be one, so its ceiling is a row of
+the results table.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from benchmark.errors import UsageError
 if TYPE_CHECKING:
     from benchmark.data import Collection
     from benchmark.encoder import EncoderConfig
+    from benchmark.triples import Triple
 
 PairKey = tuple[str, str]  # (query id, document id)
 DEFAULT_TEACHER = "ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2"
@@ -256,8 +261,30 @@ class ScoresFileTeacher(Teacher):
         return {pair: self.pairs[pair] for pair in pairs if pair in self.pairs}
 
 
+@dataclass(frozen=True)
+class Standardisation:
+    """One member's fixed affine map, fitted once on every pair of the full training triples."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, scores: Sequence[float]) -> Standardisation:
+        values = np.asarray(scores, dtype=np.float64)
+        if values.size == 0:
+            raise UsageError("an ensemble member scores none of the training triples' pairs; check its ids")
+        return cls(float(values.mean()), float(values.std()))
+
+    def __call__(self, score: float) -> float:
+        return (score - self.mean) / self.std if self.std > 0 else 0.0
+
+
 class EnsembleTeacher(Teacher):
-    """The mean of its members' scores, each min-max normalised per query over the pairs being scored."""
+    """The mean of its members' standardised scores (:class:`Standardisation`, fitted with :meth:`fit`).
+
+    The maps are fitted on the full training triples, never on the pairs being scored, so a pair scores the same
+    in every cell and call; :func:`teacher_scores` fits them before it fuses.
+    """
 
     kind = "ensemble"
 
@@ -266,6 +293,7 @@ class EnsembleTeacher(Teacher):
         self.members = [parse_teacher(part) for part in argument.split("+") if part]
         if len(self.members) < 2:
             raise UsageError(f"teacher ensemble:{argument} needs two or more members joined by '+'")
+        self.maps: list[Standardisation] | None = None
 
     def load(self, encoder_config):
         for member in self.members:
@@ -274,12 +302,22 @@ class EnsembleTeacher(Teacher):
     def fingerprint(self, encoder_config):
         return "+".join(member.fingerprint(encoder_config) for member in self.members)
 
+    def fit(self, reference_scores: Sequence[dict[PairKey, float]]) -> None:
+        """Fit each member's map on its scores of the reference pairs (every pair of the full training triples)."""
+        self.maps = [Standardisation.fit(list(scores.values())) for scores in reference_scores]
+
+    def fuse(self, member_scores: Sequence[dict[PairKey, float]]) -> dict[PairKey, float]:
+        """The mean of the standardised member scores, on the pairs every member scored."""
+        if self.maps is None:
+            raise RuntimeError("fit() the ensemble on the training pairs before fusing its members' scores")
+        common = set.intersection(*(set(scores) for scores in member_scores))
+        return {
+            pair: float(np.mean([m(scores[pair]) for m, scores in zip(self.maps, member_scores, strict=True)]))
+            for pair in sorted(common)
+        }
+
     def score_pairs(self, pairs, inputs):
-        fused: dict[PairKey, list[float]] = defaultdict(list)
-        for member in self.members:
-            for pair, score in normalise_per_query(member.score_pairs(pairs, inputs)).items():
-                fused[pair].append(score)
-        return {pair: float(np.mean(scores)) for pair, scores in fused.items() if len(scores) == len(self.members)}
+        return self.fuse([member.score_pairs(pairs, inputs) for member in self.members])
 
     def system(self, env):
         """CombSUM of the members' rankings, each min-max normalised per query first."""
@@ -308,21 +346,6 @@ def has_score_file(teacher: Teacher) -> bool:
     return any(has_score_file(member) for member in getattr(teacher, "members", []))
 
 
-def normalise_per_query(scores: dict[PairKey, float]) -> dict[PairKey, float]:
-    """Min-max per query: the query's best-scored document gets 1, its worst 0 (all 0.5 when they tie)."""
-    by_query: dict[str, list[PairKey]] = defaultdict(list)
-    for pair in scores:
-        by_query[pair[0]].append(pair)
-    normalised = {}
-    for pairs in by_query.values():
-        values = np.array([scores[p] for p in pairs])
-        low, high = values.min(), values.max()
-        span = high - low
-        for pair, value in zip(pairs, values, strict=True):
-            normalised[pair] = float((value - low) / span) if span > 0 else 0.5
-    return normalised
-
-
 TEACHER_KINDS: dict[str, type[Teacher]] = {
     cls.kind: cls for cls in (CrossEncoderTeacher, BiEncoderTeacher, BM25Teacher, ScoresFileTeacher, EnsembleTeacher)
 }
@@ -340,8 +363,46 @@ def parse_teacher(spec: str) -> Teacher:
     return TEACHER_KINDS[kind](argument)
 
 
-def cached_teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: Any) -> dict[PairKey, float]:
-    """Score pairs in the phase ``teacher-scoring`` charged to the regime, or reuse an earlier run's scores.
+def training_pairs(triples: Sequence[Triple]) -> list[PairKey]:
+    """Every (query, positive) and (query, negative) pair of the triples, sorted."""
+    return sorted({(t.query_id, d) for t in triples for d in (t.positive_id, t.negative_id)})
+
+
+def teacher_scores(
+    teacher: Teacher, pairs: Sequence[PairKey], context: Any, calibrate: bool = False
+) -> dict[PairKey, float]:
+    """Scores of ``pairs`` (those the teacher can score), each a function of its pair alone.
+
+    An ensemble (and, with ``calibrate``, any teacher: ``teacher_scale=auto`` needs them) also scores every pair of
+    ``context.training_triples`` in the phase ``teacher-calibration``, charged to the regime like the rest; the
+    answer then covers those pairs too. Each member is scored and cached on its own, so a reference scored once
+    is replayed, with its measured cost, in every cell and fraction.
+    """
+    ensemble = isinstance(teacher, EnsembleTeacher)
+    members = teacher.members if ensemble else [teacher]
+    fitting = ensemble and teacher.maps is None  # fitted once per teacher object; later calls score only pairs
+    reference = training_pairs(context.training_triples) if calibrate or fitting else []
+    if fitting and not reference:
+        raise RuntimeError("an ensemble teacher needs the context's training_triples to fit its members' maps")
+    reference_set = set(reference)
+    extra = sorted(set(pairs) - reference_set)
+    per_member = []
+    for member in members:
+        scores = cached_teacher_scores(member, reference, context, "teacher-calibration") if reference else {}
+        if extra:
+            scores = {**scores, **cached_teacher_scores(member, extra, context)}
+        per_member.append(scores)
+    if not ensemble:
+        return per_member[0]
+    if fitting:
+        teacher.fit([{p: s for p, s in scores.items() if p in reference_set} for scores in per_member])
+    return teacher.fuse(per_member)
+
+
+def cached_teacher_scores(
+    teacher: Teacher, pairs: Sequence[PairKey], context: Any, phase: str = "teacher-scoring"
+) -> dict[PairKey, float]:
+    """Score pairs in ``phase`` charged to the regime, or reuse an earlier run's scores.
 
     The cache is keyed by the teacher's fingerprint, the dataset and the pairs; a reused entry is charged the
     measured cost of the original scoring, marked as reused.
@@ -355,9 +416,9 @@ def cached_teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: A
     cache = context.cache_dir / "teacher-scores" / f"{key}.json"
     if cache.exists():
         cached = read_json(cache)
-        context.meter.replay(cached["phase"], charged_to=context.label, cell=context.cell)
+        context.meter.replay({**cached["phase"], "phase": phase}, charged_to=context.label, cell=context.cell)
         return {(q, d): s for q, d, s in cached["scores"]}
-    with context.meter.phase("teacher-scoring", charged_to=context.label, cell=context.cell) as record:
+    with context.meter.phase(phase, charged_to=context.label, cell=context.cell) as record:
         say(f"Scoring {len(pairs)} (query, document) pairs with teacher {teacher.spec}")
         scores = teacher.score_pairs(
             pairs, TeacherInputs(context.collection, context.cache_dir, context.encoder_config)

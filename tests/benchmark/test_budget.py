@@ -75,6 +75,17 @@ def test_validation_queries_never_train():
     assert set(split.training_queries) | held == {t.query_id for t in triples}
 
 
+def test_validation_triples_are_the_held_out_queries_triples():
+    """Split.validation_triples: every triple of a held-out query (for pairwise accuracy), none of a training one."""
+    triples = make_triples()
+    split = split_validation(triples, 0.1, seed=7)
+    held = set(split.validation_queries)
+    assert split.validation_triples == sorted(t for t in triples if t.query_id in held)
+    assert split.validation_triples
+    assert not set(split.validation_triples) & set(split.ordered_triples)
+    assert len(split.validation_triples) + len(split.ordered_triples) == len(triples)
+
+
 def test_validation_share_is_about_ten_percent():
     """10% of 50 queries are held out."""
     split = split_validation(make_triples(), 0.1, seed=3)

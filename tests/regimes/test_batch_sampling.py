@@ -35,7 +35,7 @@ from regimes.batch_sampling import (
     in_batch_info_nce,
 )
 from regimes.teacher_distillation import MarginMSELoss
-from regimes.teachers import TeacherInputs, parse_teacher
+from regimes.teachers import parse_teacher, teacher_scores
 from tests.tiny import save_tiny_bert, write_beir_folder, write_score_file
 
 
@@ -479,6 +479,7 @@ def context_for(collection, config, encoder, tmp_path, triples=TRIPLES, batch_si
         seed=0,
         batch_size=batch_size,
         encoder=encoder,
+        training_triples=TRIPLES,
     )
 
 
@@ -528,7 +529,9 @@ def test_prepare_with_a_score_file(tmp_path, collection, config, encoder):
     """Clustering and teacher scoring are phases charged to the regime; the plan covers the budget once, one
     cluster a batch; loss() is Margin-MSE against the file's margins."""
     path = write_scores(tmp_path / "scores.tsv")
-    regime = BatchSampling.from_strings({"teacher": f"scores:{path}", "in_batch_weight": "0", "clusters": "3"})
+    regime = BatchSampling.from_strings(
+        {"teacher": f"scores:{path}", "in_batch_weight": "0", "clusters": "3", "teacher_scale": "1"}
+    )
     context = context_for(collection, config, encoder, tmp_path)
     cluster_of = prepared(regime, context)
 
@@ -567,7 +570,7 @@ def test_prepare_auto_clusters_follow_the_paper(tmp_path, collection, config, en
 def test_prepare_with_bm25_scores_in_batch_pairs(tmp_path, collection, config, encoder):
     """teacher=bm25 with in_batch_weight=0.75: every (query, other document of its batch) pair is scored, and
     loss() is Margin-MSE with the in-batch term built from those scores."""
-    regime = BatchSampling.from_strings({"teacher": "bm25", "clusters": "2"})
+    regime = BatchSampling.from_strings({"teacher": "bm25", "clusters": "2", "teacher_scale": "1"})
     context = context_for(collection, config, encoder, tmp_path)
     cluster_of = prepared(regime, context)
 
@@ -590,24 +593,45 @@ def test_prepare_with_bm25_scores_in_batch_pairs(tmp_path, collection, config, e
         assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_ensemble_in_batch_scores_share_one_scale(tmp_path, collection, config, encoder, tiny_model_dir):
-    """The pairs the loss uses should be on one scale: ordered per query as the teacher orders them when all are
-    scored together, as teacher-distillation does (it scores own and in-batch pairs in one call)."""
+def test_ensemble_in_batch_scores_share_the_scale_of_own_pairs(tmp_path, collection, config, encoder, tiny_model_dir):
+    """Every pair the loss uses, a query's own or in-batch, gets the score the teacher gives that pair whatever
+    else is scored: here, the pair scored on its own by a fresh teacher fitted on the same training triples.
+    (Per-query min-max over the scored pairs keeps the order within a query, so an order test could not see a
+    shift of scale between a query's own and in-batch pairs; equal values can.)"""
     spec = f"ensemble:bm25+bi-encoder:{tiny_model_dir}"
-    regime = BatchSampling(teacher=spec, clusters=1, in_batch_weight=0.75)
+    regime = BatchSampling(teacher=spec, clusters=1, in_batch_weight=0.75, teacher_scale=1.0)
     context = context_for(collection, config, encoder, tmp_path)
     prepared(regime, context)
-    teacher = parse_teacher(spec)
-    teacher.load(config)
+    own = {(t.query_id, d) for t in TRIPLES for d in (t.positive_id, t.negative_id)}
+    in_batch = sorted(set(regime.pair_scores) - own)
+    assert in_batch
+    for pair in [*in_batch[:6], *sorted(own)[:6]]:
+        teacher = parse_teacher(spec)
+        teacher.load(config)
+        alone = teacher_scores(teacher, [pair], context_for(collection, config, encoder, tmp_path))
+        assert alone[pair] == pytest.approx(regime.pair_scores[pair], abs=1e-5), pair  # float32 padding noise
 
-    together = teacher.score_pairs(sorted(regime.pair_scores), TeacherInputs(collection, tmp_path / "cache", config))
-    flipped = [
-        (a, b)
-        for a in regime.pair_scores
-        for b in regime.pair_scores
-        if a[0] == b[0] and regime.pair_scores[a] > regime.pair_scores[b] + 1e-9 and together[a] < together[b] - 1e-9
-    ]
-    assert flipped == []  # no two documents of a query in the opposite order to the teacher's joint scoring
+
+def test_teacher_scale_is_applied_and_recorded(tmp_path, collection, config, encoder):
+    """teacher_scale=0.5: loss() is Margin-MSE against half the file's margins, and notes record 0.5; auto fits
+    a positive factor on all training triples."""
+    path = write_scores(tmp_path / "scores.tsv")
+    regime = BatchSampling(teacher=f"scores:{path}", in_batch_weight=0.0, clusters=2, teacher_scale=0.5)
+    context = context_for(collection, config, encoder, tmp_path)
+    prepared(regime, context)
+    assert regime.notes["teacher_scale"] == 0.5
+    batch = TRIPLES[:4]
+    margins = torch.tensor(
+        [PAIR_SCORE[(t.query_id, t.positive_id)] - PAIR_SCORE[(t.query_id, t.negative_id)] for t in batch]
+    )
+    e = embed(encoder, collection, batch)
+    assert regime.loss(e, batch).item() == pytest.approx(MarginMSELoss()(e, 0.5 * margins).item(), rel=1e-6)
+    auto = BatchSampling(teacher=f"scores:{path}", in_batch_weight=0.0, clusters=2)
+    small = context_for(collection, config, encoder, tmp_path, triples=TRIPLES[:8])
+    prepared(auto, small)
+    assert auto.notes["teacher_scale"] == auto.scale > 0
+    assert {"teacher-calibration", "teacher-scale"} <= set(phases(small))
+    assert all(r.charged_to == "batch-sampling" for r in small.meter.records)
 
 
 def test_unscored_budget_triple_is_a_usage_error(tmp_path, collection, config, encoder):

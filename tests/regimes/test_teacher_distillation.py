@@ -12,12 +12,14 @@ Margin-MSE fixture (batch 2, dim 2, dot product a @ b.T):
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from benchmark import pairwise_accuracy as pairwise
 from benchmark.bm25 import BM25Index
 from benchmark.context import RegimeContext
 from benchmark.data import training_collection
@@ -34,7 +36,6 @@ from regimes.teachers import (
     EnsembleTeacher,
     ScoresFileTeacher,
     TeacherInputs,
-    normalise_per_query,
     parse_teacher,
 )
 from tests.tiny import save_tiny_bert, write_beir_folder, write_score_file
@@ -198,7 +199,10 @@ def scores_file(tmp_path) -> Path:
     return write_scores(tmp_path / "scores.tsv")
 
 
-def context_for(collection, config, tmp_path, meter=None, triples=TRIPLES) -> RegimeContext:
+def context_for(
+    collection, config, tmp_path, meter=None, triples=TRIPLES, encoder=None, cache_dir=None
+) -> RegimeContext:
+    """A budget of ``triples`` out of all of TRIPLES (the training triples)."""
     return RegimeContext(
         label="teacher-distillation",
         cell="c",
@@ -206,9 +210,11 @@ def context_for(collection, config, tmp_path, meter=None, triples=TRIPLES) -> Re
         triples=list(triples),
         encoder_config=config,
         meter=meter or Meter(torch.device("cpu"), energy=False),
-        cache_dir=tmp_path / "cache",
+        cache_dir=cache_dir or tmp_path / "cache",
         seed=0,
         batch_size=2,
+        encoder=encoder,
+        training_triples=TRIPLES,
     )
 
 
@@ -332,45 +338,179 @@ def test_missing_scores_file_is_a_usage_error(tmp_path, config):
         parse_teacher(f"scores:{path}").load(config)
 
 
-def test_normalise_per_query_by_hand():
-    """Per query: lowest -> 0, highest -> 1, linear between; all tied (or alone) -> 0.5."""
-    scores = {("a", "x"): 1.0, ("a", "y"): 3.0, ("a", "z"): 2.0, ("b", "x"): 5.0, ("b", "y"): 5.0, ("c", "x"): -1.0}
-    assert normalise_per_query(scores) == pytest.approx(
-        {
-            ("a", "x"): (1 - 1) / (3 - 1),
-            ("a", "y"): (3 - 1) / (3 - 1),
-            ("a", "z"): (2 - 1) / (3 - 1),
-            ("b", "x"): 0.5,
-            ("b", "y"): 0.5,
-            ("c", "x"): 0.5,
-        }
-    )
-
-
-def test_ensemble_is_the_mean_of_normalised_members_on_pairs_all_score(scores_file, built_inputs, config):
-    """bm25 + a score file: normalised per query over the pairs each scores, averaged, only where both score."""
+def test_ensemble_is_the_mean_of_standardised_members_on_pairs_all_score(scores_file, built_inputs, config):
+    """bm25 + a score file: each member standardised by its mean and deviation over the reference pairs, averaged,
+    only where both score."""
+    reference = [("q1", "d1"), ("q1", "d2"), ("q2", "d3"), ("q2", "d4")]
     pairs = [("q1", "d1"), ("q1", "d2"), ("q1", "d8"), ("q3", "d5"), ("q3", "d6")]
     inputs = built_inputs
-    bm25 = BM25Teacher("").score_pairs(pairs, inputs)
-    # BM25's order, which the hand values below rest on: d1 > d2 = d8 (d8 shares no word; it gets q1's floor).
-    assert bm25[("q1", "d1")] > bm25[("q1", "d2")] >= bm25[("q1", "d8")]
-    assert bm25[("q3", "d5")] > bm25[("q3", "d6")]
-    low = min(bm25[("q1", d)] for d in ("d1", "d2", "d8"))
-    bm25_q1_d2 = (bm25[("q1", "d2")] - low) / (bm25[("q1", "d1")] - low)  # 0 when d8 ties d2
+    bm25 = BM25Teacher("").score_pairs(sorted(set(reference) | set(pairs)), inputs)
+    bm25_ref = [bm25[p] for p in reference]
+    bm25_mean, bm25_std = sum(bm25_ref) / 4, float(torch.tensor(bm25_ref, dtype=torch.float64).std(correction=0))
+    file_mean = (9.0 + 3.0 + 7.5 - 1.5) / 4  # 4.5
+    file_std = ((4.5**2 + 1.5**2 + 3.0**2 + 6.0**2) / 4) ** 0.5
 
     teacher = EnsembleTeacher(f"bm25+scores:{scores_file}")
     assert [m.kind for m in teacher.members] == ["bm25", "scores"]
     teacher.load(config)
+    teacher.fit([{p: bm25[p] for p in reference}, {p: teacher.members[1].pairs[p] for p in reference}])
     fused = teacher.score_pairs(pairs, inputs)
+
+    def expected(pair, file_score):
+        return ((bm25[pair] - bm25_mean) / bm25_std + (file_score - file_mean) / file_std) / 2
+
     assert fused == pytest.approx(
         {
-            ("q1", "d1"): (1.0 + (9 - 3) / (9 - 3)) / 2,  # both members' best for q1
-            ("q1", "d2"): (bm25_q1_d2 + (3 - 3) / (9 - 3)) / 2,
-            ("q3", "d5"): (1.0 + (2 - 2) / (4 - 2)) / 2,  # BM25 prefers d5, the file d6: 0.5 each
-            ("q3", "d6"): (0.0 + (4 - 2) / (4 - 2)) / 2,
+            ("q1", "d1"): expected(("q1", "d1"), 9.0),
+            ("q1", "d2"): expected(("q1", "d2"), 3.0),
+            ("q3", "d5"): expected(("q3", "d5"), 2.0),
+            ("q3", "d6"): expected(("q3", "d6"), 4.0),
         }
     )
     assert ("q1", "d8") not in fused  # the file has no score for it
+
+
+def test_unfitted_ensemble_refuses_to_fuse(built_inputs, config, tiny_model_dir):
+    """Without maps fitted on the training pairs there is no budget-independent scale: a programming error."""
+    teacher = EnsembleTeacher(f"bm25+bi-encoder:{tiny_model_dir}")
+    teacher.load(config)
+    with pytest.raises(RuntimeError, match="fit"):
+        teacher.score_pairs([("q1", "d1")], built_inputs)
+
+
+# --- a pair's score does not depend on the budget --------------------------------------------------------------
+
+SMALL_BUDGET = 0.135
+
+
+def teacher_specs(scores_file, tiny_model_dir, tiny_cross_encoder_dir) -> dict[str, str]:
+    return {
+        "cross-encoder": f"cross-encoder:{tiny_cross_encoder_dir}",
+        "bi-encoder": f"bi-encoder:{tiny_model_dir}",
+        "bm25": "bm25",
+        "scores": f"scores:{scores_file}",
+        "ensemble": f"ensemble:bm25+bi-encoder:{tiny_model_dir}",
+        "ensemble with a file": f"ensemble:bm25+scores:{scores_file}",
+    }
+
+
+@pytest.mark.parametrize("kind", ["cross-encoder", "bi-encoder", "bm25", "scores", "ensemble", "ensemble with a file"])
+@pytest.mark.parametrize("teacher_scale", ["auto", "1"])
+def test_a_pairs_score_is_the_same_at_every_fraction(
+    kind, teacher_scale, scores_file, collection, config, tmp_path, tiny_model_dir, tiny_cross_encoder_dir
+):
+    """The same (query, document) pair gets the same teacher score, and the run the same scale, with the 0.135
+    budget (one triple, hence one document per query besides the positive) and with the full budget."""
+    spec = teacher_specs(scores_file, tiny_model_dir, tiny_cross_encoder_dir)[kind]
+    encoder = BiEncoder(config)
+    prepared = {}
+    for fraction in (SMALL_BUDGET, 1.0):
+        budget = TRIPLES[: math.ceil(fraction * len(TRIPLES))]
+        regime = TeacherDistillation.from_strings({"teacher": spec, "teacher_scale": teacher_scale})
+        cache = tmp_path / f"cache-{fraction}"  # a fresh cache: nothing is shared between the two but the data
+        regime.prepare(context_for(collection, config, tmp_path, triples=budget, encoder=encoder, cache_dir=cache))
+        prepared[fraction] = regime
+    small, full = prepared[SMALL_BUDGET], prepared[1.0]
+    assert len(small.kept) < len(full.kept)
+    shared = [(t.query_id, d) for t in small.kept for d in (t.positive_id, t.negative_id)]
+    assert shared
+    for pair in shared:
+        assert small.pair_scores[pair] == pytest.approx(full.pair_scores[pair], rel=1e-6, abs=1e-6), pair
+    assert small.scale == pytest.approx(full.scale, rel=1e-6)
+    assert small.notes["teacher_scale"] == pytest.approx(full.notes["teacher_scale"], rel=1e-6)
+
+
+def test_in_batch_pairs_share_the_scale_of_a_querys_own_pairs(collection, config, tmp_path, tiny_model_dir):
+    """An in-batch pair (q_i, d_j) gets the score it gets when it is a query's own pair: scoring it with other
+    pairs, or alone, changes nothing (per-query normalisation over the scored pairs would shift it)."""
+    spec = f"ensemble:bm25+bi-encoder:{tiny_model_dir}"
+    with_in_batch = TeacherDistillation(teacher=spec, in_batch_weight=0.5, teacher_scale=1.0)
+    with_in_batch.prepare(context_for(collection, config, tmp_path))
+    in_batch_pairs = set(with_in_batch.pair_scores) - set(all_pairs())
+    assert in_batch_pairs
+    for in_batch_pair in sorted(in_batch_pairs):
+        query, doc = in_batch_pair
+        alone = TeacherDistillation(teacher=spec, teacher_scale=1.0)
+        alone.prepare(context_for(collection, config, tmp_path, triples=[Triple(query, doc, doc)]))
+        assert alone.pair_scores[in_batch_pair] == pytest.approx(with_in_batch.pair_scores[in_batch_pair], abs=1e-5)
+
+
+# --- the teacher's scale ---------------------------------------------------------------------------------------
+
+
+def test_teacher_scale_multiplies_the_margins_and_is_recorded(scores_file, collection, config, tmp_path):
+    """teacher_scale=0.25: loss() is Margin-MSE against a quarter of the file's margins; notes record 0.25."""
+    regime = TeacherDistillation(teacher=f"scores:{scores_file}", teacher_scale=0.25)
+    regime.prepare(context_for(collection, config, tmp_path))
+    assert regime.notes["teacher_scale"] == 0.25
+    batch = [TRIPLES[0], TRIPLES[3]]  # teacher margins 9 - 3 = 6 and 2 - 4 = -2
+    expected = MarginMSELoss()(embeddings(), torch.tensor([0.25 * 6.0, 0.25 * -2.0], dtype=torch.float64))
+    assert regime.loss(embeddings(), batch).item() == pytest.approx(expected.item())
+    unscaled = MarginMSELoss()(embeddings(), torch.tensor([6.0, -2.0], dtype=torch.float64))
+    assert expected.item() != pytest.approx(unscaled.item())
+
+
+def test_auto_scale_is_the_rms_ratio_on_all_training_triples(scores_file, collection, config, tmp_path):
+    """teacher_scale=auto: sqrt(mean(student margin^2) / mean(teacher margin^2)) over every scored training
+    triple (not only the budget's), the student being the initial encoder; its encoding is a charged phase."""
+    encoder = BiEncoder(config)
+    context = context_for(collection, config, tmp_path, triples=TRIPLES[:1], encoder=encoder)
+    regime = TeacherDistillation(teacher=f"scores:{scores_file}")
+    regime.prepare(context)
+    student = pairwise.encoder_margins(encoder, collection, SCORED)
+    teacher = [9.0 - 3.0, 7.5 - -1.5, 2.0 - 4.0]
+    hand = (sum(m * m for m in student) / 3) ** 0.5 / (sum(m * m for m in teacher) / 3) ** 0.5
+    assert regime.scale == pytest.approx(hand, rel=1e-5)
+    assert regime.notes["teacher_scale"] == regime.scale
+    phases = {r.phase: r for r in context.meter.records}
+    assert {"teacher-calibration", "teacher-scale"} <= set(phases)
+    assert all(r.charged_to == "teacher-distillation" and r.cell == "c" for r in context.meter.records)
+    assert phases["teacher-scale"].count == len(TRIPLES)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "big"])
+def test_bad_teacher_scale_is_refused(text):
+    with pytest.raises(UsageError, match="teacher_scale"):
+        TeacherDistillation.from_strings({"teacher": "bm25", "teacher_scale": text})
+
+
+def test_dot_similarity_trains_with_margin_mse(scores_file, collection, tiny_model_dir, tmp_path):
+    """--similarity dot: unnormalised embeddings, the auto scale fitted on dot margins, and a training step that
+    lowers the regime's loss on its batch."""
+    dot_config = EncoderConfig(
+        model=str(tiny_model_dir),
+        precision="fp32",
+        device="cpu",
+        max_query_length=16,
+        max_doc_length=32,
+        similarity="dot",
+    )
+    encoder = BiEncoder(dot_config)
+    regime = TeacherDistillation(teacher=f"scores:{scores_file}")
+    regime.prepare(context_for(collection, dot_config, tmp_path, encoder=encoder))
+    student = pairwise.encoder_margins(encoder, collection, SCORED)
+    teacher = [6.0, 9.0, -2.0]
+    assert regime.scale == pytest.approx((sum(m * m for m in student) / sum(m * m for m in teacher)) ** 0.5, rel=1e-5)
+    batch = SCORED
+
+    def step_loss() -> torch.Tensor:
+        e = TripleEmbeddings(
+            queries=encoder.embed([collection.queries[t.query_id] for t in batch], "query"),
+            positives=encoder.embed(collection.document_texts([t.positive_id for t in batch]), "doc"),
+            negatives=encoder.embed(collection.document_texts([t.negative_id for t in batch]), "doc"),
+            similarity=encoder.similarity,
+        )
+        assert not torch.allclose(e.queries.norm(dim=1), torch.ones(len(batch)))  # dot: not unit length
+        return regime.loss(e, batch)
+
+    optimiser = torch.optim.SGD(encoder.parameters(), lr=1e-3)
+    encoder.eval()  # no dropout: the two losses differ by the step alone
+    before = step_loss()
+    before.backward()
+    optimiser.step()
+    with torch.no_grad():
+        after = step_loss()
+    assert torch.isfinite(before) and after.item() < before.item()
 
 
 @pytest.mark.parametrize(
@@ -441,7 +581,7 @@ def test_prepare_keeps_only_scored_triples_and_charges_the_scoring(scores_file, 
     """Unscored triples are dropped and counted; the scoring is a phase charged to the regime, cached for reuse."""
     meter = Meter(torch.device("cpu"), energy=False)
     context = context_for(collection, config, tmp_path, meter)
-    regime = TeacherDistillation(teacher=f"scores:{scores_file}")
+    regime = TeacherDistillation(teacher=f"scores:{scores_file}", teacher_scale=1.0)
     regime.prepare(context)
     assert regime.kept == SCORED
     assert regime.notes["teacher_unscored_triples_dropped"] == 2
@@ -456,7 +596,7 @@ def test_prepare_keeps_only_scored_triples_and_charges_the_scoring(scores_file, 
     assert first.count == len(all_pairs())
     assert not first.reused
 
-    again = TeacherDistillation(teacher=f"scores:{scores_file}")
+    again = TeacherDistillation(teacher=f"scores:{scores_file}", teacher_scale=1.0)
     again.prepare(context)
     assert len(meter.records) == 2
     second = meter.records[1]
@@ -474,9 +614,9 @@ def test_edited_score_file_is_not_served_from_the_cache(tmp_path, collection, co
     """Scores come from the file as it is now, not as it was at the first run."""
     path = write_scores(tmp_path / "scores.tsv")
     context = context_for(collection, config, tmp_path)
-    TeacherDistillation(teacher=f"scores:{path}").prepare(context)
+    TeacherDistillation(teacher=f"scores:{path}", teacher_scale=1.0).prepare(context)
     write_scores(path, [(1.0, 0.0, q, p, n) for _, _, q, p, n in SCORES])
-    regime = TeacherDistillation(teacher=f"scores:{path}")
+    regime = TeacherDistillation(teacher=f"scores:{path}", teacher_scale=1.0)
     regime.prepare(context)
     assert regime.pair_scores[("q1", "d1")] == 1.0
 
@@ -485,12 +625,14 @@ def test_prepare_with_no_scored_triple_is_a_usage_error(tmp_path, collection, co
     """A score file whose ids match nothing would leave the regime with no data; say so."""
     path = write_scores(tmp_path / "other.tsv", [(1.0, 0.0, "qX", "dX", "dY")])
     with pytest.raises(UsageError, match="score file"):
-        TeacherDistillation(teacher=f"scores:{path}").prepare(context_for(collection, config, tmp_path))
+        TeacherDistillation(teacher=f"scores:{path}", teacher_scale=1.0).prepare(
+            context_for(collection, config, tmp_path)
+        )
 
 
 def test_loss_uses_the_cached_pair_scores(scores_file, collection, config, tmp_path):
     """loss() is Margin-MSE against the teacher margins of the batch's triples, read from the scores."""
-    regime = TeacherDistillation(teacher=f"scores:{scores_file}")
+    regime = TeacherDistillation(teacher=f"scores:{scores_file}", teacher_scale=1.0)
     regime.prepare(context_for(collection, config, tmp_path))
     batch = [TRIPLES[0], TRIPLES[3]]  # teacher margins 9 - 3 = 6 and 2 - 4 = -2
     expected = MarginMSELoss()(embeddings(), torch.tensor([6.0, -2.0], dtype=torch.float64))
