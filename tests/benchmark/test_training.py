@@ -47,11 +47,10 @@ def texts(batch: Sequence[Triple]) -> tuple[list[str], list[str], list[str]]:
 
 
 def real_validation() -> ValidationSet:
-    """Two held-out queries re-ranking the whole tiny corpus."""
+    """Two held-out queries retrieving from the whole tiny corpus."""
     return ValidationSet(
         queries={"q7": QUERIES["q7"], "q8": QUERIES["q8"]},
         qrels={"q7": {"d12": 1}, "q8": {"d10": 1}},
-        pools={"q7": sorted(DOC_TEXTS), "q8": sorted(DOC_TEXTS)},
         doc_texts=DOC_TEXTS,
     )
 
@@ -70,7 +69,7 @@ class ScriptedValidation(ValidationSet):
 
 def scripted(*scores: float) -> ScriptedValidation:
     base = real_validation()
-    return ScriptedValidation(base.queries, base.qrels, base.pools, base.doc_texts, script=list(scores))
+    return ScriptedValidation(base.queries, base.qrels, base.doc_texts, script=list(scores))
 
 
 def run(encoder, validation, regime=None, triples=TRIPLES, initial=0.25, **settings):
