@@ -26,6 +26,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 0")
+    return value
+
+
 def probability_or_model(text: str) -> float | None:
     """A dropout probability in [0, 1), or ``model`` for the model's own (None)."""
     if text == "model":
@@ -203,8 +210,20 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--validation-depth",
         type=positive_int,
-        default=10,
-        help="BM25 candidates per validation query to re-rank (default: 10)",
+        default=20,
+        help="validation corpus: BM25 and initial-encoder top-k of each held-out query (default: 20)",
+    )
+    data.add_argument(
+        "--validation-random-documents",
+        type=nonnegative_int,
+        default=400,
+        help="validation corpus: a seeded random sample of this many other documents (default: 400)",
+    )
+    data.add_argument(
+        "--validation-whole-corpus-up-to",
+        type=nonnegative_int,
+        default=1000,
+        help="validate on the whole corpus when it has at most this many documents (default: 1000)",
     )
     data.add_argument("--negatives-per-positive", type=positive_int, default=4)
     data.add_argument("--mining-depth", type=positive_int, default=100)
@@ -213,8 +232,8 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--max-validation-queries",
         type=positive_int,
-        default=50,
-        help="validate on at most this many of the held-out queries (default: 50; all are held out of training)",
+        default=None,
+        help="validate on at most this many of the held-out queries (default: all; all are held out of training)",
     )
     model = run.add_argument_group("encoder")
     model.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
@@ -246,12 +265,26 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     loop.add_argument("--warmup-ratio", type=float, default=0.1)
     loop.add_argument("--schedule", default="linear", choices=["linear", "cosine", "constant_with_warmup"])
     loop.add_argument("--epochs", type=positive_int, default=1)
-    loop.add_argument("--validate-every", type=positive_int, default=10, help="steps between validations (default: 10)")
+    spacing = loop.add_mutually_exclusive_group()
+    spacing.add_argument(
+        "--validate-every-examples",
+        type=positive_int,
+        default=100,
+        help="training examples between validations, and one at the end (default: 100)",
+    )
+    spacing.add_argument(
+        "--validate-every",
+        type=positive_int,
+        default=None,
+        metavar="STEPS",
+        help="steps between validations instead of --validate-every-examples",
+    )
     loop.add_argument(
         "--patience",
         type=positive_int,
-        default=5,
-        help="validations without improvement before stopping early",
+        default=3,
+        help="validations without improvement (over the best so far, the initial weights included) before "
+        "stopping early (default: 3)",
     )
     out = run.add_argument_group("output and measurement")
     out.add_argument("--out", type=Path, default=Path("results"))
@@ -382,6 +415,8 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
             evaluation=tuple(s.strip() for s in (args.eval or "").split(",") if s.strip()),
             validation_fraction=args.validation_fraction,
             validation_depth=args.validation_depth,
+            validation_random_documents=args.validation_random_documents,
+            validation_whole_corpus_up_to=args.validation_whole_corpus_up_to,
             negatives_per_positive=args.negatives_per_positive,
             mining_depth=args.mining_depth,
             max_train_triples=args.max_train_triples,
@@ -406,6 +441,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
             warmup_ratio=args.warmup_ratio,
             schedule=args.schedule,
             epochs=args.epochs,
+            validate_every_examples=args.validate_every_examples,
             validate_every=args.validate_every,
             patience=args.patience,
         ),

@@ -36,7 +36,7 @@ from benchmark import (
     report,
     tuning,
 )
-from benchmark.bm25 import BM25Index, mine_triples
+from benchmark.bm25 import BM25Index, mine_triples, topics_frame
 from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
 from benchmark.config import RunConfig
@@ -50,7 +50,7 @@ from benchmark.progress import bar, say, silence
 from benchmark.run_folder import open_run_folder
 from benchmark.training import train
 from benchmark.triples import Triple
-from benchmark.validation import ValidationSet
+from benchmark.validation import CorpusSettings, ValidationSet, build_validation_set
 from regimes import Regime
 
 INITIAL = "initial"
@@ -109,10 +109,18 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
 
 
 def validation_set(
-    collection: Collection, split: Split, triples: Sequence[Triple], config: RunConfig, meter: Meter, seed: int
+    collection: Collection,
+    split: Split,
+    triples: Sequence[Triple],
+    config: RunConfig,
+    meter: Meter,
+    seed: int,
+    initial: BiEncoder,
 ) -> ValidationSet:
-    """Held-out queries with a pool of BM25 top-k plus their positives (from qrels, or from their triples)."""
-    query_ids = split.validation_queries[: config.data.max_validation_queries]
+    """All judged held-out queries (positives from qrels, or from their triples) and their validation corpus:
+    the whole corpus when small, else positives, BM25 and initial-encoder top-k and a seeded random sample."""
+    data = config.data
+    query_ids = split.validation_queries[: data.max_validation_queries]
     with meter.phase("prepare-validation", cell=f"seed={seed}") as record:
         qrels = {q: dict(collection.qrels.get(q, {})) for q in query_ids}
         for triple in triples:
@@ -120,14 +128,31 @@ def validation_set(
                 qrels[triple.query_id][triple.positive_id] = 1
         qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
         queries = {q: collection.queries[q] for q in qrels}
-        rankings = BM25Index(collection, config.cache_dir).rankings(queries, config.data.validation_depth)
-        pools = {
-            q: list(dict.fromkeys(rankings.get(q, []) + [d for d, g in qrels[q].items() if g > 0])) for q in queries
-        }
-        doc_ids = sorted({d for pool in pools.values() for d in pool})
-        doc_texts = dict(zip(doc_ids, collection.document_texts(doc_ids), strict=True))
+        validation = build_validation_set(
+            collection,
+            queries,
+            qrels,
+            CorpusSettings(data.validation_depth, data.validation_random_documents, data.validation_whole_corpus_up_to),
+            seed,
+            bm25=BM25Index(collection, config.cache_dir).rankings,
+            initial_encoder=initial_rankings(collection, initial, config, meter),
+        )
         record.count = len(queries)
-    return ValidationSet(queries=queries, qrels=qrels, pools=pools, doc_texts=doc_texts)
+    return validation
+
+
+def initial_rankings(collection: Collection, initial: BiEncoder, config: RunConfig, meter: Meter):
+    """Dense retrieval with the initial encoder over the whole corpus, from the initial encoder's corpus index
+    that evaluation uses too (built once into the cache, its cost a shared ``index`` phase, replayed on reuse)."""
+
+    def rankings(queries: dict[str, str], depth: int) -> dict[str, list[str]]:
+        work = config.cache_dir / "flex"  # a reusable index is built into the cache, nothing under work
+        env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work)
+        results = env.dense(initial, INITIAL, reusable=True)(topics_frame(queries))
+        results = results.sort_values(["qid", "rank"])
+        return {qid: list(group["docno"][:depth]) for qid, group in results.groupby("qid", sort=False)}
+
+    return rankings
 
 
 def text_lookup(collection: Collection):
@@ -201,7 +226,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
         texts = text_lookup(train_collection)
         for seed in config.seeds:
             split = split_validation(triples, config.data.validation_fraction, seed)
-            validation = validation_set(train_collection, split, triples, config, meter, seed)
+            validation = validation_set(train_collection, split, triples, config, meter, seed, initial)
             state.notes.update(
                 training_triples=len(split.ordered_triples),
                 validation_queries=len(validation.queries),
@@ -209,7 +234,8 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             )
             say(
                 f"seed {seed}: {len(split.ordered_triples)} training triples from {len(split.training_queries)} "
-                f"queries; {len(split.validation_queries)} queries held out, {len(validation.queries)} of them validate"
+                f"queries; {len(split.validation_queries)} queries held out, {len(validation.queries)} of them "
+                f"validate over {len(validation.doc_texts)} documents"
             )
             initial.load_state(initial_state)  # the previous seed's cells trained this object
             measure_pairwise_accuracy(initial, regimes, split, train_collection, config, meter, seed, state)
@@ -480,7 +506,7 @@ def train_regime(
         )
     say(
         f"{label}: {outcome.examples_consumed} examples in {outcome.steps} steps; best validation nDCG@10 "
-        f"{outcome.best_validation:.4f} at step {outcome.best_step}; {outcome.status}"
+        f"{outcome.best_validation:.4f} at step {outcome.best_step} ({outcome.selection}); {outcome.status}"
     )
     system = cell.system_name(config.is_grid)
     model_dir = directory / "models" / evaluation.safe_name(system)

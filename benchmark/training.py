@@ -1,9 +1,11 @@
 """The one training loop every regime shares: same optimizer, schedule, batch size, precision and selection.
 
-A regime contributes only the order of its batches and its loss. Validation runs every N steps on held-out
-queries; the best trained checkpoint (validation nDCG@10; the initial weights are a point of the curve, not a
-candidate) is kept and restored at the end; training stops early after ``patience`` validations without
-improvement.
+A regime contributes only the order of its batches and its loss. The batches of every epoch are listed before the
+first step, so the learning-rate schedule spans exactly the steps the regime yields, and every step, the first and
+the last included, trains at a non-zero learning rate. Validation runs every N examples (or N steps) on held-out
+queries and at the end; the initial weights (step 0) are a candidate like every validated checkpoint: the best one
+on validation nDCG@10 is restored at the end, the initial weights when no trained checkpoint beats them; training
+stops early after ``patience`` validations without improvement.
 
 Determinism: every cell seeds torch, Python's and NumPy's generators from its seed, so the same seed and config on
 a CPU (with the same number of threads) give bitwise-identical weights and metrics, whatever ran before it in the
@@ -38,8 +40,9 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     schedule: str = "linear"
     epochs: int = 1
-    validate_every: int = 10
-    patience: int = 5
+    validate_every_examples: int = 100  # at SciFact's 0.135 (444 triples) 4 validations and the end
+    validate_every: int | None = None  # steps between validations instead, when given
+    patience: int = 3
     max_grad_norm: float = 1.0
 
 
@@ -56,6 +59,7 @@ class CurvePoint:
 @dataclass
 class TrainingOutcome:
     examples_consumed: int = 0
+    examples_at_nonzero_lr: int = 0  # examples of the steps taken at a learning rate > 0 (all of them)
     steps: int = 0
     best_step: int = 0
     best_examples: int = 0
@@ -63,6 +67,7 @@ class TrainingOutcome:
     best_validation: float = float("nan")
     stopped_early: bool = False
     status: str = "ok"
+    selection: str = ""  # which weights were kept: a validated checkpoint, or the initial ones (no gain)
     processes: int = 1  # training processes; examples_consumed is reconciled over all of them
     curve: list[CurvePoint] = field(default_factory=list)
 
@@ -72,6 +77,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
+
+
+NO_GAIN = "no gain over the initial weights: the initial weights are kept"
+
+
+def learning_rate_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """``config.schedule`` from transformers over ``total_steps`` steps, none of them at learning rate 0.
+
+    transformers' schedules start warm-up at factor 0 and end linear decay at 0 on the step after the last; the
+    schedule is built one step longer with one more warm-up step and read from its second step on, so step s
+    (0-based) trains at (s + 1) / (w + 1) of the rate during warm-up and at (T - s) / (T - w) during linear decay.
+    """
+    warmup = round(config.warmup_ratio * total_steps)
+    longer = get_scheduler(config.schedule, optimizer, num_warmup_steps=warmup + 1, num_training_steps=total_steps + 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [lambda step, factor=factor: factor(step + 1) for factor in longer.lr_lambdas]
+    )
+
+
+def due(config: TrainingConfig, steps: int, examples_before: int, examples: int) -> bool:
+    """Whether the step that took the examples seen from ``examples_before`` to ``examples`` ends on a validation:
+    every ``validate_every`` steps when that is set, else each time a multiple of ``validate_every_examples`` is
+    reached or passed."""
+    if config.validate_every is not None:
+        return steps % config.validate_every == 0
+    every = config.validate_every_examples
+    return examples // every > examples_before // every
 
 
 class NonFiniteLoss(RuntimeError):
@@ -96,23 +130,26 @@ def train(
 ) -> TrainingOutcome:
     """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights.
 
+    ``initial_validation`` is the initial weights' score (step 0, a candidate); NaN when there is none.
     ``on_validation(step)`` runs after each validation with the validated weights in place (to keep checkpoints).
     On several processes each trains on its rows of every batch; only the main one validates (``validation``
     is None on the others) and its decision to go on is shared.
     """
     seed_everything(seed)
-    steps_per_epoch = math.ceil(len(triples) / config.batch_size)
-    total_steps = max(1, steps_per_epoch * config.epochs)
-    optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = get_scheduler(
-        config.schedule,
-        optimizer,
-        num_warmup_steps=round(config.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
+    # every epoch's batches before the first step: the main process's are everyone's, whatever a regime's
+    # preparation did elsewhere, and the schedule spans the steps they make, not ceil(len(triples) / batch size)
+    epochs = processes.broadcast(
+        [list(regime.batches(triples, config.batch_size, seed + epoch)) for epoch in range(config.epochs)]
     )
+    total_steps = max(1, sum(len(batches) for batches in epochs))
+    optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = learning_rate_schedule(optimizer, config, total_steps)
     outcome = TrainingOutcome(best_validation=-math.inf, processes=processes.world_size)
     outcome.curve.append(CurvePoint(0, 0, 0.0, initial_validation))
     best_state = None
+    if validation is not None and math.isfinite(initial_validation):  # step 0 is a candidate
+        outcome.best_validation = initial_validation
+        best_state = encoder.state_copy()
     without_improvement = 0
     train_seconds = 0.0
     local_examples = 0  # this process's rows, summed over processes at the end
@@ -149,11 +186,9 @@ def train(
 
     with meter.phase("train", charged_to, cell) as record:
         keep_going = True
-        for epoch in range(config.epochs):
+        for batches in epochs:
             if not keep_going:
                 break
-            # the main process's batches are everyone's, whatever a regime's preparation did elsewhere
-            batches = processes.broadcast(list(regime.batches(triples, config.batch_size, seed + epoch)))
             for batch in batches:
                 started = time.perf_counter()
                 loss, whole_batch_loss = batch_loss(model, encoder, regime, batch, texts, processes)
@@ -163,18 +198,22 @@ def train(
                     break
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(encoder.model.parameters(), config.max_grad_norm)
+                rate = optimizer.param_groups[0]["lr"]  # the rate this step trains at
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 meter.synchronize()
                 train_seconds += time.perf_counter() - started
                 outcome.steps += 1
+                examples_before = outcome.examples_consumed
                 outcome.examples_consumed += len(batch)
+                if rate > 0:
+                    outcome.examples_at_nonzero_lr += len(batch)
                 local_examples += processes.shares(len(batch))[processes.rank]
                 if on_step is not None:
                     on_step(len(batch))
                 last_of_all = outcome.steps == total_steps
-                if outcome.steps % config.validate_every == 0 or last_of_all:
+                if due(config, outcome.steps, examples_before, outcome.examples_consumed) or last_of_all:
                     keep_going = validate()
                     if not keep_going:
                         outcome.stopped_early = not last_of_all
@@ -185,7 +224,18 @@ def train(
     reconciled = processes.total(local_examples)
     if reconciled != outcome.examples_consumed:  # every budgeted example exactly once, over all processes
         raise RuntimeError(f"the processes consumed {reconciled:.0f} examples, not {outcome.examples_consumed}")
+    if validation is not None:
+        outcome.selection = selection(outcome, initial_validation)
     if best_state is not None:
         encoder.load_state(best_state)
     encoder.eval()
     return outcome
+
+
+def selection(outcome: TrainingOutcome, initial_validation: float) -> str:
+    """What the restored weights are, in words for results.csv."""
+    if outcome.best_step == 0 and math.isfinite(initial_validation):
+        return NO_GAIN
+    if not math.isfinite(outcome.best_validation):
+        return "last weights: validation gave no score"
+    return f"best validated checkpoint (step {outcome.best_step})"

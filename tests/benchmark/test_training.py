@@ -1,5 +1,6 @@
 """The shared training loop, with the tiny encoder and the self-distillation regime: counting, validation
-schedule, best-checkpoint restoration, early stopping and a non-finite loss."""
+schedule, best-checkpoint restoration (step 0 a candidate), early stopping, a non-finite loss, and the learning
+rate schedule that trains every example of every regime at a non-zero rate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from benchmark.measure import Meter
-from benchmark.training import CurvePoint, TrainingConfig, train
+from benchmark.training import NO_GAIN, CurvePoint, TrainingConfig, due, learning_rate_schedule, train
 from benchmark.triples import Triple
 from benchmark.validation import ValidationSet
 from regimes.self_distillation import SelfDistillation
@@ -46,11 +47,10 @@ def texts(batch: Sequence[Triple]) -> tuple[list[str], list[str], list[str]]:
 
 
 def real_validation() -> ValidationSet:
-    """Two held-out queries re-ranking the whole tiny corpus."""
+    """Two held-out queries retrieving from the whole tiny corpus."""
     return ValidationSet(
         queries={"q7": QUERIES["q7"], "q8": QUERIES["q8"]},
         qrels={"q7": {"d12": 1}, "q8": {"d10": 1}},
-        pools={"q7": sorted(DOC_TEXTS), "q8": sorted(DOC_TEXTS)},
         doc_texts=DOC_TEXTS,
     )
 
@@ -69,7 +69,7 @@ class ScriptedValidation(ValidationSet):
 
 def scripted(*scores: float) -> ScriptedValidation:
     base = real_validation()
-    return ScriptedValidation(base.queries, base.qrels, base.pools, base.doc_texts, script=list(scores))
+    return ScriptedValidation(base.queries, base.qrels, base.doc_texts, script=list(scores))
 
 
 def run(encoder, validation, regime=None, triples=TRIPLES, initial=0.25, **settings):
@@ -110,8 +110,8 @@ def test_counts_curve_and_phases_with_real_validation(tiny_encoder):
     elapsed = [p.elapsed_s for p in outcome.curve]
     assert elapsed == sorted(elapsed) and elapsed[-1] > 0
     assert all(0.0 <= p.ndcg_at_10 <= 1.0 for p in outcome.curve)
-    assert outcome.best_validation == max(p.ndcg_at_10 for p in outcome.curve[1:])
-    best = next(p for p in outcome.curve[1:] if p.ndcg_at_10 == outcome.best_validation)
+    assert outcome.best_validation == max(p.ndcg_at_10 for p in outcome.curve)  # step 0 is a candidate too
+    best = next(p for p in outcome.curve if p.ndcg_at_10 == outcome.best_validation)
     assert (outcome.best_step, outcome.best_examples, outcome.best_elapsed_s) == (
         best.step,
         best.examples_seen,
@@ -154,21 +154,33 @@ def test_best_validation_step_is_restored(tiny_model_dir, tiny_encoder):
     assert [p.ndcg_at_10 for p in outcome.curve] == [0.25, 0.1, 0.5, 0.3]
     assert (outcome.best_step, outcome.best_examples, outcome.best_validation) == (4, 8, 0.5)
     assert outcome.best_elapsed_s == outcome.curve[2].elapsed_s
-    assert len(saved) == 2  # kept at step 2 (first best) and at step 4
+    assert len(saved) == 2  # the initial weights (step 0, a candidate: 0.25 beats step 2) and step 4
+    assert outcome.selection == "best validated checkpoint (step 4)"
     final = original()
     assert same_weights(saved[-1], validation.scored[1])  # what was kept is what scored 0.5
     assert same_weights(final, validation.scored[1])
     assert not same_weights(final, validation.scored[2])  # the last step's weights were dropped
 
 
-def test_initial_weights_are_not_a_candidate(tiny_encoder):
-    """Even when every trained checkpoint scores below the initial encoder, the best trained one is kept."""
+def test_initial_weights_are_a_candidate(tiny_encoder):
+    """When no trained checkpoint scores above the initial encoder, the initial weights are kept (step 0), and the
+    outcome says there was no gain."""
     initial_state = tiny_encoder.state_copy()
     validation = scripted(0.2, 0.1, 0.05)
     outcome, _ = run(tiny_encoder, validation, initial=0.9)
-    assert outcome.best_step == 2 and outcome.best_validation == 0.2
-    assert same_weights(tiny_encoder.state_copy(), validation.scored[0])
-    assert not same_weights(tiny_encoder.state_copy(), initial_state)
+    assert outcome.status == "ok"
+    assert (outcome.best_step, outcome.best_examples, outcome.best_validation) == (0, 0, 0.9)
+    assert outcome.selection == NO_GAIN
+    assert [p.step for p in outcome.curve] == [0, 2, 4, 5]
+    assert same_weights(tiny_encoder.state_copy(), initial_state)
+    assert not same_weights(tiny_encoder.state_copy(), validation.scored[0])
+
+
+def test_no_gain_stops_early_counting_from_the_initial_weights(tiny_encoder):
+    """Patience counts validations from step 0: a regime that only hurts stops after `patience` validations."""
+    outcome, _ = run(tiny_encoder, scripted(0.2, 0.1, 0.3), initial=0.9, validate_every=1, patience=2)
+    assert outcome.steps == 2 and outcome.stopped_early
+    assert outcome.best_step == 0 and outcome.selection == NO_GAIN
 
 
 def test_patience_stops_early(tiny_encoder):
@@ -315,3 +327,135 @@ def test_global_generators_are_seeded_per_cell(tiny_model_dir):
     random.seed(999), np.random.seed(999), torch.manual_seed(999)
     run(second, scripted(0.1, 0.2, 0.3), regime=GlobalShuffle())
     assert same_weights(first.state_copy(), second.state_copy())
+
+
+# --- the schedule spans the batches a regime yields, every step at a non-zero learning rate ----------------------
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant_with_warmup"])
+@pytest.mark.parametrize("total", [1, 2, 7, 14, 16])
+@pytest.mark.parametrize("warmup_ratio", [0.0, 0.1, 0.5])
+def test_every_step_of_the_schedule_trains_at_a_non_zero_rate(schedule, total, warmup_ratio):
+    """Read as the training loop reads it (the rate in the optimizer when it steps), no step's rate is 0."""
+    config = TrainingConfig(learning_rate=1e-3, schedule=schedule, warmup_ratio=warmup_ratio)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+    scheduler = learning_rate_schedule(optimizer, config, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert all(rate > 0 for rate in rates), rates
+    assert max(rates) == pytest.approx(config.learning_rate)
+
+
+def test_linear_schedule_warms_up_from_the_first_step_and_decays_to_just_after_the_last():
+    """(s + 1) / (w + 1) of the rate while warming up, (T - s) / (T - w) while decaying."""
+    config = TrainingConfig(learning_rate=1.0, warmup_ratio=0.25)  # T = 8, w = 2
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+    scheduler = learning_rate_schedule(optimizer, config, 8)
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([1 / 3, 2 / 3, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])
+
+
+class UnevenBatches(SelfDistillation):
+    """Yields more batches than ceil(n / batch size), as TAS-Balanced's partial last batch per cluster does."""
+
+    def batches(self, triples, batch_size, seed):
+        for start in range(0, len(triples), batch_size + 1):  # a full batch, then a single triple
+            yield triples[start : start + batch_size]
+            if triples[start + batch_size : start + batch_size + 1]:
+                yield triples[start + batch_size : start + batch_size + 1]
+
+
+RISING = [0.3 + 0.01 * i for i in range(60)]  # every validation a new best: no early stop
+
+
+def yielded(regime, triples, batch_size: int, epochs: int) -> list[list[Triple]]:
+    return [list(b) for epoch in range(epochs) for b in regime.batches(triples, batch_size, 13 + epoch)]
+
+
+def test_a_regime_yielding_more_batches_trains_every_one_at_a_non_zero_rate(tiny_encoder):
+    """The schedule is sized by the batches the regime yields: 7 here, not ceil(10 / 2) = 5."""
+    regime = UnevenBatches()
+    batches = yielded(regime, TRIPLES, 2, 1)
+    assert len(batches) > math.ceil(len(TRIPLES) / 2)
+    outcome, _ = run(tiny_encoder, scripted(*RISING), regime=regime)
+    assert outcome.steps == len(batches)
+    assert outcome.examples_at_nonzero_lr == outcome.examples_consumed == len(TRIPLES)
+
+
+@pytest.fixture
+def regime_context(tiny_beir, tiny_encoder, tmp_path):
+    """A RegimeContext over the tiny BEIR folder, for regimes that prepare (teacher scores, clustering)."""
+    from benchmark.context import RegimeContext
+    from benchmark.data import training_collection
+
+    def make(label: str) -> RegimeContext:
+        return RegimeContext(
+            label=label,
+            cell=CELL,
+            collection=training_collection(str(tiny_beir)),
+            triples=TRIPLES,
+            encoder_config=tiny_encoder.config,
+            meter=Meter(torch.device("cpu"), energy=False),
+            cache_dir=tmp_path / "cache",
+            seed=13,
+            batch_size=2,
+            encoder=tiny_encoder,
+        )
+
+    return make
+
+
+def score_file(path, triples) -> str:
+    from tests.tiny import write_score_file
+
+    return str(write_score_file(path, [(2.0 + i % 3, 1.0 - i % 2, *t) for i, t in enumerate(triples)]))
+
+
+@pytest.mark.parametrize("regime_name", ["self-distillation", "teacher-distillation", "tas-balanced", "hard-negatives"])
+def test_every_regime_trains_every_example_at_a_non_zero_rate(regime_name, tiny_encoder, regime_context, tmp_path):
+    """In each regime, over two epochs, the examples trained at a non-zero learning rate are the examples the
+    regime trains on (teacher-distillation: the triples its score file scores, the others dropped)."""
+    from regimes.batch_sampling import BatchSampling
+    from regimes.teacher_distillation import TeacherDistillation
+
+    scored = TRIPLES[:7]  # the score file leaves out the last three triples
+    regimes = {
+        "self-distillation": lambda: SelfDistillation(),
+        "teacher-distillation": lambda: TeacherDistillation(teacher=f"scores:{score_file(tmp_path / 's.tsv', scored)}"),
+        "tas-balanced": lambda: BatchSampling(
+            teacher=f"scores:{score_file(tmp_path / 'all.tsv', TRIPLES)}", in_batch_weight=0.0, clusters=3
+        ),
+        "hard-negatives": lambda: BatchSampling(sampler="hard-negatives"),
+    }
+    regime = regimes[regime_name]()
+    regime.prepare(regime_context(regime.label))
+    batches = yielded(regime, TRIPLES, 2, 2)
+    expected = 2 * len(scored) if regime_name == "teacher-distillation" else sum(len(b) for b in batches)
+    assert sum(len(b) for b in batches) == expected
+    outcome, _ = run(tiny_encoder, scripted(*RISING), regime=regime, epochs=2)
+    assert outcome.status == "ok"
+    assert outcome.steps == len(batches)
+    assert outcome.examples_at_nonzero_lr == outcome.examples_consumed == expected
+
+
+# --- validation spaced by examples ------------------------------------------------------------------------------
+def test_validation_spaced_by_examples(tiny_encoder):
+    """Every 3 examples at batch 2: after the steps that reach 4, 6 and 10 examples (and the last)."""
+    outcome, _ = run(tiny_encoder, scripted(*[0.1] * 10), validate_every=None, validate_every_examples=3)
+    assert [p.examples_seen for p in outcome.curve] == [0, 4, 6, 10]
+
+
+def test_default_spacing_validates_scifacts_smallest_budget_at_least_four_times():
+    """SciFact at 0.135: 444 triples in batches of 32 validate at least 4 times before the end, with defaults."""
+    config = TrainingConfig()
+    assert config.validate_every is None
+    seen, validations = 0, 0
+    for step, size in enumerate([32] * 13 + [28], start=1):
+        validations += due(config, step, seen, seen + size)
+        seen += size
+    assert validations >= 4
