@@ -405,6 +405,7 @@ def regime_context(tiny_beir, tiny_encoder, tmp_path):
             seed=13,
             batch_size=2,
             encoder=tiny_encoder,
+            training_triples=TRIPLES,
         )
 
     return make
