@@ -334,6 +334,11 @@ def static_search(results: pd.DataFrame) -> pd.DataFrame:
     return tuned.loc[keep]
 
 
+def _divide(numerator: float, denominator: float) -> float:
+    """A ratio, NaN where the denominator is not positive (e.g. a best at step 0: no examples, no time)."""
+    return numerator / denominator if denominator > 0 else math.nan
+
+
 def _mean(rows: pd.DataFrame, column: str) -> float:
     if column not in rows or rows.empty:
         return math.nan
@@ -371,7 +376,7 @@ def claim_2(
     points = _mean(static_1, "tune_points")
     if math.isnan(points):
         points = float(len(_grid_values(static_1.iloc[0])))
-    budget_ratio = points * _mean(static_1, "examples_budget") / _mean(adaptive_1, "examples_budget")
+    budget_ratio = _divide(points * _mean(static_1, "examples_budget"), _mean(adaptive_1, "examples_budget"))
     search_data = (("examples budgets, grid points x static budget / adaptive budget", budget_ratio),)
     ratios = [
         Ratio(
@@ -402,7 +407,7 @@ def claim_2(
             data_ratios=(
                 (
                     "examples seen at best, static / adaptive",
-                    _mean(static_1, "examples_at_best") / _mean(adaptive_1, "examples_at_best"),
+                    _divide(_mean(static_1, "examples_at_best"), _mean(adaptive_1, "examples_at_best")),
                 ),
             ),
         ),
@@ -418,7 +423,7 @@ def claim_2(
                 sum(t.reference_wall_to_best_s for t in reached) / len(reached),
                 f"{SELF} at {fraction:g}, to the same value ({own_examples:.0f} examples)",
                 sum(t.wall_s for t in reached) / len(reached),
-                data_ratios=(("examples needed, reference / self-distillation", ref_examples / own_examples),),
+                data_ratios=(("examples needed, reference / self-distillation", _divide(ref_examples, own_examples)),),
             )
         )
     elif reached:

@@ -85,8 +85,10 @@ def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(t
         return original(self, encoder, label, reusable)
 
     collection = evaluation_collection(str(tiny_beir))
-    state = SimpleNamespace(regime_runs=[], directory=tmp_path / "run")
-    run_config = SimpleNamespace(data=SimpleNamespace(max_eval_queries=None), cache_dir=tmp_path / "cache")
+    state = SimpleNamespace(regime_runs=[], tune_points=[], directory=tmp_path / "run")
+    run_config = SimpleNamespace(
+        data=SimpleNamespace(max_eval_queries=None), cache_dir=tmp_path / "cache", evaluate_all=False
+    )
     meter = Meter(torch.device("cpu"), energy=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(EvaluationEnvironment, "dense", recording)
