@@ -210,14 +210,14 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--validation-depth",
         type=positive_int,
-        default=20,
-        help="validation corpus: BM25 and initial-encoder top-k of each held-out query (default: 20)",
+        default=5,
+        help="validation corpus: BM25 and initial-encoder top-k of each held-out query (default: 5)",
     )
     data.add_argument(
         "--validation-random-documents",
         type=nonnegative_int,
-        default=400,
-        help="validation corpus: a seeded random sample of this many other documents (default: 400)",
+        default=300,
+        help="validation corpus: a seeded random sample of this many other documents (default: 300)",
     )
     data.add_argument(
         "--validation-whole-corpus-up-to",

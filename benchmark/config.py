@@ -18,8 +18,8 @@ class DataConfig:
     dataset: str = "beir/scifact"
     evaluation: tuple[str, ...] = ()  # empty: the dataset's own test split
     validation_fraction: float = 0.1
-    validation_depth: int = 20  # BM25 and initial-encoder top-k per held-out query in the validation corpus
-    validation_random_documents: int = 400  # seeded random sample of the rest of the corpus
+    validation_depth: int = 5  # BM25 and initial-encoder top-k per held-out query in the validation corpus
+    validation_random_documents: int = 300  # seeded random sample of the rest of the corpus
     validation_whole_corpus_up_to: int = 1000  # validate on the whole corpus when it has at most this many
     negatives_per_positive: int = 4
     mining_depth: int = 100

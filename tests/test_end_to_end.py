@@ -115,8 +115,13 @@ def test_every_phase_is_measured(finished_run):
         return {row["phase"] for row in phases if row["charged_to"] == regime}
 
     assert charged("self-distillation") == {"train", "validate"}
-    assert charged("teacher-distillation") == {"teacher-scoring", "train", "validate"}
-    assert charged("batch-sampling") == {"cluster", "teacher-scoring", "train", "validate"}
+    # teacher-calibration: the teacher scores every training triple (budget-independent normalisation and scale);
+    # teacher-scale: the initial encoder's margins the scale is fitted to; the budget's own pairs are among those
+    # scored, so teacher-distillation needs no further teacher-scoring, while TAS-B's in-batch pairs do
+    teacher = {"teacher-calibration", "teacher-scale", "train", "validate"}
+    assert charged("teacher-distillation") == teacher
+    assert charged("batch-sampling") == teacher | {"cluster", "teacher-scoring"}
+    assert "pairwise-accuracy" in {row["phase"] for row in phases if not row["charged_to"]}
 
 
 def test_curves_and_run_files(finished_run):
