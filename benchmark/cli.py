@@ -371,7 +371,6 @@ def resumed_argv(args: argparse.Namespace, argv: list[str]) -> list[str]:
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from benchmark.config import DataConfig, RunConfig, parse_regimes, with_reference_fraction
     from benchmark.encoder import EncoderConfig
-    from benchmark.runner import run
     from benchmark.training import TrainingConfig
     from benchmark.tuning import parse_specs
 
@@ -456,7 +455,20 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         tune=tuple(spec.label for spec in specs),
         evaluate_all=args.evaluate_all,
     )
+    check_before_any_work(config, regimes)
+    from benchmark.runner import run  # PyTerrier, pyterrier-dr and sentence-transformers: seconds to import
+
     return run(config, regimes, argv)
+
+
+def check_before_any_work(config, regimes) -> None:
+    """A missing teacher model or score file fails here, before the heavy imports and any data work (the runner
+    checks again for callers that skip the CLI)."""
+    from benchmark import network
+
+    network.fail_fast_offline()  # a model id that would have to be downloaded then fails at once
+    for regime in regimes:
+        regime.check(config.encoder)
 
 
 def main(argv: list[str] | None = None) -> int:

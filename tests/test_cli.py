@@ -140,7 +140,7 @@ def test_missing_teacher_is_refused_before_any_data_work(tmp_path, ir_datasets_h
     )
     elapsed = time.monotonic() - started
     assert_one_line_error(result, "teacher cross-encoder '/nope' could not be loaded")
-    assert elapsed < 30, f"took {elapsed:.1f} s"  # the time is mostly imports
+    assert elapsed < 15, f"took {elapsed:.1f} s"  # checked before the heavy imports: about 9 s here
     assert not (tmp_path / "cache").exists()  # nothing was mined or indexed
     assert not any((tmp_path / "out").glob("*"))
 
