@@ -267,10 +267,17 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     loop.add_argument("--epochs", type=positive_int, default=1)
     spacing = loop.add_mutually_exclusive_group()
     spacing.add_argument(
+        "--validations",
+        type=positive_int,
+        default=8,
+        help="validations per run, evenly spaced over its examples, the last at its end; the initial weights are "
+        "a candidate besides (default: 8)",
+    )
+    spacing.add_argument(
         "--validate-every-examples",
         type=positive_int,
-        default=100,
-        help="training examples between validations, and one at the end (default: 100)",
+        default=None,
+        help="training examples between validations instead, and one at the end",
     )
     spacing.add_argument(
         "--validate-every",
@@ -440,6 +447,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
             warmup_ratio=args.warmup_ratio,
             schedule=args.schedule,
             epochs=args.epochs,
+            validations=args.validations,
             validate_every_examples=args.validate_every_examples,
             validate_every=args.validate_every,
             patience=args.patience,

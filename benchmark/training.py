@@ -40,7 +40,8 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     schedule: str = "linear"
     epochs: int = 1
-    validate_every_examples: int = 100  # at SciFact's 0.135 (444 triples) 4 validations and the end
+    validations: int = 8  # validations per run, evenly spaced over its examples (step 0 is a candidate besides)
+    validate_every_examples: int | None = None  # a fixed spacing in examples instead, when given
     validate_every: int | None = None  # steps between validations instead, when given
     patience: int = 3
     max_grad_norm: float = 1.0
@@ -98,13 +99,22 @@ def learning_rate_schedule(
     )
 
 
-def due(config: TrainingConfig, steps: int, examples_before: int, examples: int) -> bool:
+def spacing(config: TrainingConfig, total_examples: int) -> int:
+    """Examples between validations: ``validate_every_examples`` when given, else the run's examples over
+    ``validations``, so that every budget validates as often and validation costs a fixed share of any run (at
+    SciFact's 1.0, every 100 examples would validate 33 times, mostly spent encoding the validation corpus)."""
+    if config.validate_every_examples is not None:
+        return config.validate_every_examples
+    return max(1, math.ceil(total_examples / max(1, config.validations)))
+
+
+def due(config: TrainingConfig, steps: int, examples_before: int, examples: int, total_examples: int) -> bool:
     """Whether the step that took the examples seen from ``examples_before`` to ``examples`` ends on a validation:
-    every ``validate_every`` steps when that is set, else each time a multiple of ``validate_every_examples`` is
+    every ``validate_every`` steps when that is set, else each time a multiple of the spacing in examples is
     reached or passed."""
     if config.validate_every is not None:
         return steps % config.validate_every == 0
-    every = config.validate_every_examples
+    every = spacing(config, total_examples)
     return examples // every > examples_before // every
 
 
@@ -142,6 +152,7 @@ def train(
         [list(regime.batches(triples, config.batch_size, seed + epoch)) for epoch in range(config.epochs)]
     )
     total_steps = max(1, sum(len(batches) for batches in epochs))
+    total_examples = sum(len(batch) for batches in epochs for batch in batches)
     optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = learning_rate_schedule(optimizer, config, total_steps)
     outcome = TrainingOutcome(best_validation=-math.inf, processes=processes.world_size)
@@ -213,7 +224,7 @@ def train(
                 if on_step is not None:
                     on_step(len(batch))
                 last_of_all = outcome.steps == total_steps
-                if due(config, outcome.steps, examples_before, outcome.examples_consumed) or last_of_all:
+                if due(config, outcome.steps, examples_before, outcome.examples_consumed, total_examples) or last_of_all:
                     keep_going = validate()
                     if not keep_going:
                         outcome.stopped_early = not last_of_all

@@ -451,12 +451,15 @@ def test_validation_spaced_by_examples(tiny_encoder):
     assert [p.examples_seen for p in outcome.curve] == [0, 4, 6, 10]
 
 
-def test_default_spacing_validates_scifacts_smallest_budget_at_least_four_times():
-    """SciFact at 0.135: 444 triples in batches of 32 validate at least 4 times before the end, with defaults."""
+@pytest.mark.parametrize("budget", [444, 1644, 3288])  # SciFact at 0.135, 0.5 and 1.0
+def test_default_spacing_validates_every_budget_as_often(budget):
+    """With defaults, a run validates ``validations`` times at any budget (and at its end): never 33 times at 1.0
+    and 4 at 0.135, as a fixed spacing of 100 examples did."""
     config = TrainingConfig()
-    assert config.validate_every is None
+    assert config.validate_every is None and config.validate_every_examples is None
+    sizes = [32] * (budget // 32) + ([budget % 32] if budget % 32 else [])
     seen, validations = 0, 0
-    for step, size in enumerate([32] * 13 + [28], start=1):
-        validations += due(config, step, seen, seen + size)
+    for step, size in enumerate(sizes, start=1):
+        validations += due(config, step, seen, seen + size, budget) or step == len(sizes)  # the end validates
         seen += size
-    assert validations >= 4
+    assert validations == config.validations
