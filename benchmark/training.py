@@ -224,7 +224,8 @@ def train(
                 if on_step is not None:
                     on_step(len(batch))
                 last_of_all = outcome.steps == total_steps
-                if due(config, outcome.steps, examples_before, outcome.examples_consumed, total_examples) or last_of_all:
+                seen = outcome.examples_consumed
+                if due(config, outcome.steps, examples_before, seen, total_examples) or last_of_all:
                     keep_going = validate()
                     if not keep_going:
                         outcome.stopped_early = not last_of_all
