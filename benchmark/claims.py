@@ -187,6 +187,25 @@ def _seeds(systems: Sequence[str]) -> str:
     return "one seed" if len(systems) == 1 else f"per-query scores averaged over {len(systems)} seeds"
 
 
+def seed_spread(sides: Sequence[tuple[str, pd.DataFrame]], eval_set: str, difference: float) -> str:
+    """How much nDCG@10 moves between seeds on each side, against the difference the verdict judges: a difference
+    within the seeds' spread says more about the seed than about the regime."""
+    parts, spreads = [], []
+    for name, rows in sides:
+        own = rows[rows["eval_set"] == eval_set]
+        values = pd.to_numeric(own["nDCG@10"], errors="coerce").dropna() if "nDCG@10" in own else own.iloc[0:0]
+        if len(values) < 2:
+            parts.append(f"{name} one seed (spread not measured)")
+            continue
+        spreads.append(float(values.std(ddof=1)))
+        parts.append(f"{name} sd {spreads[-1]:.4f} over {len(values)} seeds")
+    if not spreads:
+        return f"seed spread: not measured (one seed per side; `--seeds 1,2,3` measures it); {'; '.join(parts)}"
+    largest = max(spreads)
+    scale = f"{abs(difference) / largest:.1f}x the largest sd" if largest > 0 else "the seeds agree exactly"
+    return f"seed spread of nDCG@10: {'; '.join(parts)}; the difference judged, {difference:+.4f}, is {scale}"
+
+
 def claim_1(
     results: pd.DataFrame, run_dir: Path, reference: str, margin: float, in_domain: dict[str, bool] | None = None
 ) -> list[Verdict]:
@@ -221,6 +240,7 @@ def claim_1(
             trained.text(),
             "(c) " + tost.text(),
             better.text(),
+            seed_spread(((f"{SELF}", mine), (f"{reference} at 1.0", theirs)), eval_set, a.mean() - b.mean()),
         ]
         if not yardstick.rejects:
             verdict, reason = (
@@ -451,7 +471,13 @@ def claim_2(
         a, s, initial = paired.side(scores, own), paired.side(scores, theirs), paired.side(scores, [INITIAL])
         worse = paired.superiority(s, a, f"one-sided paired t-test, static ({selected}) > adaptive {SELF}")
         trained = paired.superiority(a, initial, f"one-sided paired t-test, adaptive {SELF} > {INITIAL}")
-        evidence = [f"{SELF} {_seeds(own)}", *(r.text() for r in ratios), worse.text(), trained.text()]
+        evidence = [
+            f"{SELF} {_seeds(own)}, static search {_seeds(theirs)}",
+            *(r.text() for r in ratios),
+            worse.text(),
+            trained.text(),
+            seed_spread(((SELF, adaptive), (f"static ({selected})", static)), eval_set, a.mean() - s.mean()),
+        ]
         if not trained.rejects:
             verdict, reason = (
                 "not supported",

@@ -101,7 +101,12 @@ def learning_rate(text: str) -> float:
 
 NO_LEARNING = "warning: learning rate 0: nothing will be learned (a negative control)"
 
-REPRODUCE_CURVE = (0.135, 0.5, 1.0)  # four points (0.25 too) take longer than 45 minutes on 2 CPU cores
+REPRODUCE_CURVE = (0.135, 1.0)  # 0.5 too (`--curve 0.135,0.5,1.0`): 52 more steps, about 6 min on 2 bf16 CPU cores
+REPRODUCE_SEEDS = (42, 43, 44)  # claim cells: self-distillation at 0.135 and the reference at its full budget
+# The authors' static-margin grid is 0.1, 0.2, ..., 1.0 (configs/exp1/sweep-config-exp1.yaml); every other point,
+# on one seed, is what fits beside 3 seeds of the claim cells (README, "The paper's claims": time)
+REPRODUCE_STATIC_GRID = "self-distillation:target=0.1|0.3|0.5|0.7|0.9"
+OUT_OF_DOMAIN = "vaswani"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--curve",
         type=fractions,
         default=REPRODUCE_CURVE,
-        help="fractions the reference is trained at (default: 0.135,0.5,1.0)",
+        help="fractions the reference is trained at (default: 0.135,1.0)",
     )
     reproduce.add_argument(
         "--self-distillation-fractions",
@@ -139,7 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=(0.135,),
         help="fractions self-distillation is trained at (default: 0.135)",
     )
+    reproduce.add_argument(
+        "--static-search",
+        default=REPRODUCE_STATIC_GRID,
+        help="claim 2's parametrized comparator, a --tune spec trained at 0.135 ('none' skips it; default: "
+        f"{REPRODUCE_STATIC_GRID!r}, every other point of the authors' 0.1..1.0 grid)",
+    )
+    reproduce.add_argument(
+        "--other-seeds",
+        choices=["first", "all"],
+        default="first",
+        help="seeds of the cells no claim compares across seeds: the reference's curve below its full budget and "
+        "the static search ('first': the first of --seeds; default: first)",
+    )
     add_shared_options(reproduce)
+    reproduce.set_defaults(seeds=REPRODUCE_SEEDS)
     report = commands.add_parser("report", help="re-render tables, plots and report.md from a finished run")
     report.add_argument("run_dir", type=Path, help="results/<run-id>")
     report.add_argument("--tolerance", type=float, default=0.01)
@@ -376,14 +395,24 @@ def resumed_argv(args: argparse.Namespace, argv: list[str]) -> list[str]:
 
 
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.resume:
+        argv = resumed_argv(args, argv)
+        args = build_parser().parse_args(argv)
+    config, regimes = run_config(args)
+    check_before_any_work(config, regimes)
+    from benchmark.runner import run  # PyTerrier, pyterrier-dr and sentence-transformers: seconds to import
+
+    return run(config, regimes, argv)
+
+
+def run_config(args: argparse.Namespace) -> tuple:
+    """The run's configuration and regimes from the parsed options: ``reproduce``'s presets (cells, seeds, static
+    search, evaluation sets) or ``run``'s grid."""
     from benchmark.config import DataConfig, RunConfig, parse_regimes, with_reference_fraction
     from benchmark.encoder import EncoderConfig
     from benchmark.training import TrainingConfig
     from benchmark.tuning import parse_specs
 
-    if args.resume:
-        argv = resumed_argv(args, argv)
-        args = build_parser().parse_args(argv)
     if args.command == "reproduce":
         regimes = parse_regimes(f"self-distillation,{args.reference}")
         by_regime = ((regimes[0].label, args.self_distillation_fractions), (regimes[1].label, args.curve))
@@ -391,7 +420,10 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         regimes = parse_regimes(args.regimes)
         by_regime, fractions_all = (), args.data_fraction
-    specs = parse_specs(args.tune)
+    tune = list(args.tune)
+    if args.command == "reproduce" and args.static_search.strip().lower() != "none":
+        tune.insert(0, args.static_search)
+    specs = parse_specs(tune)
     if args.command == "reproduce":  # a tuned regime is trained where reproduce trains that regime
         curves = {"self-distillation": args.self_distillation_fractions, regimes[1].name: args.curve}
         by_regime += tuple((spec.label, curves[spec.regime]) for spec in specs if spec.regime in curves)
@@ -404,6 +436,14 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         args.reference,
         args.reference_fraction,
     )
+    seeds_by_cell = ()
+    evaluation = tuple(s.strip() for s in (args.eval or "").split(",") if s.strip())
+    if args.command == "reproduce":
+        seeds_by_cell = reproduce_seeds(args, dict(by_regime), regimes[1].label, specs)
+        if not evaluation:  # in domain and out of domain
+            from benchmark.data import default_evaluation
+
+            evaluation = (default_evaluation(args.dataset), OUT_OF_DOMAIN)
     if args.learning_rate == 0:
         from benchmark.progress import say
 
@@ -412,13 +452,14 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         regimes=labels,
         data_fractions=fractions_all,
         fractions_by_regime=by_regime,
+        seeds_by_cell=seeds_by_cell,
         seeds=args.seeds,
         tolerance=args.tolerance,
         equivalence_margin=args.equivalence_margin,
         reference_fraction=args.reference_fraction,
         data=DataConfig(
             dataset=args.dataset,
-            evaluation=tuple(s.strip() for s in (args.eval or "").split(",") if s.strip()),
+            evaluation=evaluation,
             validation_fraction=args.validation_fraction,
             validation_depth=args.validation_depth,
             validation_random_documents=args.validation_random_documents,
@@ -463,10 +504,22 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         tune=tuple(spec.label for spec in specs),
         evaluate_all=args.evaluate_all,
     )
-    check_before_any_work(config, regimes)
-    from benchmark.runner import run  # PyTerrier, pyterrier-dr and sentence-transformers: seconds to import
+    return config, regimes
 
-    return run(config, regimes, argv)
+
+def reproduce_seeds(
+    args: argparse.Namespace, fractions: dict[str, tuple[float, ...]], reference: str, specs: list
+) -> tuple[tuple[str, float, tuple[int, ...]], ...]:
+    """``reproduce``: every seed for the claim cells (self-distillation at 0.135, the reference at its full
+    budget); with ``--other-seeds first``, the first seed only for the reference's other curve points and the
+    tuned systems (the static search)."""
+    if args.other_seeds == "all" or len(args.seeds) == 1:
+        return ()
+    first = args.seeds[:1]
+    full = args.reference_fraction if args.reference_fraction is not None else max(fractions.get(reference, (1.0,)))
+    fewer = [(reference, f, first) for f in fractions.get(reference, ()) if f != full]
+    fewer += [(spec.label, f, first) for spec in specs for f in fractions.get(spec.label, ())]
+    return tuple(fewer)
 
 
 def check_before_any_work(config, regimes) -> None:

@@ -34,6 +34,7 @@ class RunConfig:
     data_fractions: tuple[float, ...] = (0.135,)
     seeds: tuple[int, ...] = (42,)
     fractions_by_regime: tuple[tuple[str, tuple[float, ...]], ...] = ()  # presets: per-label fractions
+    seeds_by_cell: tuple[tuple[str, float, tuple[int, ...]], ...] = ()  # presets: (label, fraction) on fewer seeds
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -57,6 +58,14 @@ class RunConfig:
     def fractions_for(self, label: str) -> tuple[float, ...]:
         """The data fractions a regime is trained at: its own list in a preset, else --data-fraction's."""
         return dict(self.fractions_by_regime).get(label, self.data_fractions)
+
+    def seeds_for(self, label: str, fraction: float) -> tuple[int, ...]:
+        """The seeds a regime is trained with at a fraction: fewer in a preset (``reproduce`` trains the cells no
+        claim is judged on with one seed), else all of ``seeds``."""
+        for own_label, own_fraction, own_seeds in self.seeds_by_cell:
+            if own_label == label and own_fraction == fraction:
+                return own_seeds
+        return self.seeds
 
     @property
     def is_grid(self) -> bool:

@@ -402,9 +402,12 @@ def planned_cells(
         (Cell(regime=type(regime)(**regime.settings), fraction=fraction, seed=seed), config)
         for regime in regimes
         for fraction in config.fractions_for(regime.label)
+        if seed in config.seeds_for(regime.label, fraction)
     ]
     for spec in specs:
         for fraction in config.fractions_for(spec.label):
+            if seed not in config.seeds_for(spec.label, fraction):
+                continue
             for point in spec.points():
                 cell = Cell(regime=point.regime, fraction=fraction, seed=seed, label=point.label)
                 planned.append((cell, replace(config, training=point.training_config(config.training))))
@@ -422,6 +425,8 @@ def tuned_runs(
     runs = []
     for spec in specs:
         for fraction in config.fractions_for(spec.label):
+            if seed not in config.seeds_for(spec.label, fraction):
+                continue
             points = [finished[Cell(p.regime, fraction, seed, label=p.label).id] for p in spec.points()]
             run = tuning.tuned_run(spec, points, meter.records, config.is_grid)
             meter.records.append(run.tune.record)

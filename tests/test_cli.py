@@ -492,3 +492,31 @@ def test_tuned_teacher_distillation_selects_on_validation_and_charges_its_search
     [tune] = [p for p in phases if p["phase"] == "tune"]
     assert tune["charged_to"] == label and tune["aggregates"]
     assert float(tuned["tune_wall_s"]) == float(tune["wall_s"]) > float(tuned["charged_wall_s"]) > 0
+
+
+# --- reproduce's presets ----------------------------------------------------------------------------------------
+def test_reproduce_defaults_three_seeds_for_the_claim_cells_the_static_search_and_vaswani():
+    """`reproduce`: self-distillation at 0.135 and the reference at 1.0 on 3 seeds, the reference's other curve
+    points and the static-margin search (the paper's parametrized comparator) on the first, two evaluation sets."""
+    from benchmark.cli import REPRODUCE_STATIC_GRID, build_parser, run_config
+
+    config, regimes = run_config(build_parser().parse_args(["reproduce"]))
+    assert [regime.label for regime in regimes] == ["self-distillation", "teacher-distillation"]
+    assert config.seeds == (42, 43, 44)
+    assert config.data.evaluation == ("beir/scifact/test", "vaswani")
+    assert config.tune == (REPRODUCE_STATIC_GRID,)
+    assert config.seeds_for("self-distillation", 0.135) == (42, 43, 44)
+    assert config.seeds_for("teacher-distillation", 1.0) == (42, 43, 44)
+    assert config.seeds_for("teacher-distillation", 0.135) == (42,)
+    assert config.fractions_for(REPRODUCE_STATIC_GRID) == (0.135,)
+    assert config.seeds_for(REPRODUCE_STATIC_GRID, 0.135) == (42,)
+
+
+def test_reproduce_presets_can_be_widened_or_switched_off():
+    from benchmark.cli import build_parser, run_config
+
+    options = ["--other-seeds", "all", "--static-search", "none", "--eval", "beir/scifact/test", "--seeds", "1,2"]
+    args = build_parser().parse_args(["reproduce", *options])
+    config, _ = run_config(args)
+    assert config.tune == () and config.seeds_by_cell == () and config.data.evaluation == ("beir/scifact/test",)
+    assert config.seeds_for("teacher-distillation", 0.135) == (1, 2)

@@ -464,3 +464,17 @@ def test_only_in_domain():
     both = claims.Verdict("1", "vaswani", "supported", "", [], in_domain=False)
     assert claims.only_in_domain([supported, both]) is None
     assert claims.only_in_domain([failed_outside]) is None
+
+
+def test_seed_spread_is_set_against_the_difference_judged():
+    """Two seeds per side: each side's sd of nDCG@10, and how many of the largest sd the difference is."""
+    own = pd.DataFrame({"eval_set": [EVAL, EVAL, "other"], "nDCG@10": [0.60, 0.62, 0.1]})
+    ref = pd.DataFrame({"eval_set": [EVAL, EVAL], "nDCG@10": [0.64, 0.68]})
+    text = claims.seed_spread((("a", own), ("b", ref)), EVAL, -0.05)
+    assert "a sd 0.0141 over 2 seeds" in text and "b sd 0.0283 over 2 seeds" in text
+    assert "-0.0500, is 1.8x the largest sd" in text
+
+
+def test_seed_spread_of_one_seed_is_not_measured():
+    one = pd.DataFrame({"eval_set": [EVAL], "nDCG@10": [0.6]})
+    assert "not measured" in claims.seed_spread((("a", one), ("b", one)), EVAL, 0.01)

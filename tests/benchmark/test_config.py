@@ -56,3 +56,10 @@ def test_tune_specs_are_compared_on_resume_and_their_fractions_make_a_grid():
     label = "self-distillation:target=0.1|0.2"
     assert not tuned.is_grid
     assert RunConfig(regimes=("self-distillation",), tune=(label,), fractions_by_regime=((label, (0.5, 1.0)),)).is_grid
+
+
+def test_a_cell_may_train_fewer_seeds_than_the_run():
+    config = RunConfig(regimes=("a", "b"), seeds=(1, 2, 3), seeds_by_cell=(("b", 0.5, (1,)),))
+    assert config.seeds_for("a", 0.5) == (1, 2, 3)
+    assert config.seeds_for("b", 1.0) == (1, 2, 3)
+    assert config.seeds_for("b", 0.5) == (1,)

@@ -218,3 +218,25 @@ def test_bad_input_before_any_cell_leaves_no_folder(isolated, tiny_model_dir):
     with pytest.raises(UsageError, match=r"test.tsv, line 2: document 'ghost' is not in corpus.jsonl"):
         run(config, [SelfDistillation()], ["run"])
     assert not (isolated / "bad-eval").exists()
+
+
+def test_planned_cells_leave_out_the_seeds_a_cell_does_not_train():
+    """A preset's fewer seeds (``seeds_by_cell``) drop those cells, the --tune points of a tuned system included."""
+    from benchmark.runner import planned_cells
+    from benchmark.tuning import parse_specs
+    from regimes import REGISTRY
+
+    spec = "self-distillation:target=0.1|0.5"
+    config = RunConfig(
+        regimes=("teacher-distillation",),
+        data_fractions=(0.135, 1.0),
+        seeds=(1, 2),
+        fractions_by_regime=((spec, (0.135,)),),
+        seeds_by_cell=(("teacher-distillation", 0.135, (1,)), (spec, 0.135, (1,))),
+        tune=(spec,),
+    )
+    regimes, specs = [REGISTRY["teacher-distillation"]()], parse_specs([spec])
+    first = [cell.id for cell, _ in planned_cells(regimes, specs, config, 1)]
+    second = [cell.id for cell, _ in planned_cells(regimes, specs, config, 2)]
+    assert len(first) == 4 and any("f=0.135" in cell for cell in first)
+    assert second == ["teacher-distillation|f=1.0|seed=2"]
