@@ -206,6 +206,41 @@ def seed_spread(sides: Sequence[tuple[str, pd.DataFrame]], eval_set: str, differ
     return f"seed spread of nDCG@10: {'; '.join(parts)}; the difference judged, {difference:+.4f}, is {scale}"
 
 
+@dataclass
+class Agreement:
+    """How well validation ranks the trained cells as the test does, on one evaluation set."""
+
+    eval_set: str
+    cells: int
+    spearman: float  # NaN with fewer than 3 cells or constant scores
+    p_value: float
+
+    def text(self) -> str:
+        if math.isnan(self.spearman):
+            return f"{self.eval_set}: not measurable ({self.cells} trained cells; at least 3 with distinct scores)"
+        return (
+            f"{self.eval_set}: Spearman rank correlation {self.spearman:+.3f} (p = {self.p_value:.3g}) between best "
+            f"validation nDCG@10 and test nDCG@10 over {self.cells} trained cells"
+        )
+
+
+def validation_agreement(results: pd.DataFrame) -> list[Agreement]:
+    """Per evaluation set, the rank correlation of the cells' best validation and test nDCG@10: validation selects
+    checkpoints and search points, so a validation that orders the cells unlike the test misleads both."""
+    from scipy.stats import spearmanr
+
+    rows = results[results["kind"] == "regime"]
+    found = []
+    for eval_set, own in rows.groupby("eval_set"):
+        pairs = own[["best_validation_ndcg10", "nDCG@10"]].apply(pd.to_numeric, errors="coerce").dropna()
+        rho, p = math.nan, math.nan
+        if len(pairs) >= 3 and pairs.nunique().min() > 1:
+            result = spearmanr(pairs["best_validation_ndcg10"], pairs["nDCG@10"])
+            rho, p = float(result.statistic), float(result.pvalue)
+        found.append(Agreement(str(eval_set), len(pairs), rho, p))
+    return found
+
+
 def claim_1(
     results: pd.DataFrame, run_dir: Path, reference: str, margin: float, in_domain: dict[str, bool] | None = None
 ) -> list[Verdict]:

@@ -172,6 +172,11 @@ def render(run_dir: Path, tolerance: float, margin: float | None = None) -> Path
             f"| {f'{t.wall_s:.1f}' if t.reached else ''} | {t.examples if t.reached else ''} "
             f"| {t.reference_wall_to_best_s:.1f} | {'' if math.isnan(t.speedup) else f'{t.speedup:.2f}x'} |"
         )
+    lines += ["", "## Does validation predict the test?", ""]
+    if {"best_validation_ndcg10", "nDCG@10"} <= set(results.columns):
+        lines += [f"- {agreement.text()}." for agreement in claims.validation_agreement(results)]
+    else:
+        lines.append("- Not measurable: results.csv has no best validation or test nDCG@10.")
     lines += ["", f"## Data efficiency (tolerance {tolerance})", ""]
     for d in claims.data_efficiency(results, reference, tolerance, p_values):
         points = "; ".join(f"{f:g}: {s:.4f}" + ("" if math.isnan(p) else f" (p {p:.3g})") for f, s, p in d.fractions)

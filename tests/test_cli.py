@@ -520,3 +520,54 @@ def test_reproduce_presets_can_be_widened_or_switched_off():
     config, _ = run_config(args)
     assert config.tune == () and config.seeds_by_cell == () and config.data.evaluation == ("beir/scifact/test",)
     assert config.seeds_for("teacher-distillation", 0.135) == (1, 2)
+
+
+def test_reproduce_gives_both_claims_on_each_evaluation_set_with_the_static_search(tmp_path):
+    """The real `reproduce` on tiny data: the claim cells on 2 seeds, the rest on the first, a 2-point static search,
+    two evaluation sets; verdicts.csv has claim 1 and claim 2 for each set, the report the search and seed spread."""
+    from tests.benchmark.conftest import write_beir
+    from tests.tiny import save_tiny_bert
+
+    model = save_tiny_bert(tmp_path / "bert")
+    folder, other = write_beir(tmp_path / "beir"), write_beir(tmp_path / "other")
+    result = cli(
+        "reproduce",
+        "--reference",
+        f"teacher-distillation:teacher=bi-encoder:{model}",
+        "--static-search",
+        "self-distillation:target=0.2|0.6",
+        "--seeds",
+        "1,2",
+        "--dataset",
+        str(folder),
+        "--eval",
+        f"{folder},{other}",
+        "--model",
+        str(model),
+        *TINY_RUN[4:],  # the tiny loop settings, without --regimes and --data-fraction
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+        "--run-id",
+        "paper",
+        env={"IR_DATASETS_HOME": str(tmp_path / "irds"), "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "out" / "paper"
+    cells = {tuple(cell.rsplit("|", 2)) for cell in finished_cells(run)}
+    reference = f"teacher-distillation:teacher=bi-encoder:{model}"
+    assert {(name, f, s) for name, f, s in cells if "tune point" not in name} == {
+        ("self-distillation", "f=0.135", "seed=1"),
+        ("self-distillation", "f=0.135", "seed=2"),
+        (reference, "f=1.0", "seed=1"),
+        (reference, "f=1.0", "seed=2"),
+        (reference, "f=0.135", "seed=1"),
+    }
+    assert sum("tune point" in name and s == "seed=1" for name, _, s in cells) == 2  # the search: first seed only
+    verdicts = read_rows(run / "verdicts.csv")
+    assert sorted((row["claim"], row["eval_set"]) for row in verdicts) == sorted(
+        (claim, f"{path}:test") for claim in ("1", "2") for path in (folder, other)
+    ), verdicts
+    report = (run / "report.md").read_text()
+    assert "target=0.2|0.6" in report and "seed spread" in report

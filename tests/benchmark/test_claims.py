@@ -478,3 +478,18 @@ def test_seed_spread_is_set_against_the_difference_judged():
 def test_seed_spread_of_one_seed_is_not_measured():
     one = pd.DataFrame({"eval_set": [EVAL], "nDCG@10": [0.6]})
     assert "not measured" in claims.seed_spread((("a", one), ("b", one)), EVAL, 0.01)
+
+
+def test_validation_agreement_is_the_rank_correlation_of_validation_and_test():
+    """Validation ordering the cells exactly against the test gives -1; fewer than 3 cells is not measurable."""
+    frame = pd.DataFrame(
+        {
+            "kind": ["regime"] * 4 + ["initial"],
+            "eval_set": [EVAL, EVAL, EVAL, "other", EVAL],
+            "best_validation_ndcg10": [0.70, 0.75, 0.80, 0.7, None],
+            "nDCG@10": [0.66, 0.64, 0.61, 0.6, 0.65],
+        }
+    )
+    by_set = {a.eval_set: a for a in claims.validation_agreement(frame)}
+    assert by_set[EVAL].spearman == pytest.approx(-1.0) and by_set[EVAL].cells == 3
+    assert math.isnan(by_set["other"].spearman) and "not measurable" in by_set["other"].text()
