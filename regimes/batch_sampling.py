@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from benchmark.errors import UsageError
 from benchmark.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
-from regimes.teacher_distillation import MarginMSELoss, scaled_teacher_scores, teacher_margins
+from regimes.teacher_distillation import MarginMSELoss, margin_mse_on_teacher, scaled_teacher_scores
 from regimes.teacher_scale import parse_teacher_scale
 from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, has_score_file, parse_teacher, teacher_scores
 
@@ -282,15 +282,9 @@ class BatchSampling(Regime):
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
         if not self.tas_balanced:
             return in_batch_info_nce(embeddings, self.settings["temperature"], batch)
-        margins, in_batch = teacher_margins(
-            self.pair_scores,
-            batch,
-            embeddings.queries.device,
-            self.settings["in_batch_weight"] > 0,
-            embeddings.rows,
-            self.scale,
+        return margin_mse_on_teacher(
+            self.criterion, self.pair_scores, self.scale, self.settings["in_batch_weight"], embeddings, batch
         )
-        return self.criterion(embeddings, margins, in_batch)
 
     def evaluation_systems(self, env) -> dict:
         if self.teacher is None:

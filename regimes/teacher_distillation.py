@@ -100,6 +100,22 @@ def teacher_margins(
     return positives - negatives, others
 
 
+def margin_mse_on_teacher(
+    criterion: MarginMSELoss,
+    pair_scores: dict[PairKey, float],
+    scale: float,
+    in_batch_weight: float,
+    embeddings: TripleEmbeddings,
+    batch: Sequence[Triple],
+) -> torch.Tensor:
+    """Margin-MSE of the batch against the teacher's scaled margins (and their in-batch term when weighted): the
+    loss teacher-distillation and TAS-Balanced share."""
+    margins, in_batch = teacher_margins(
+        pair_scores, batch, embeddings.queries.device, in_batch_weight > 0, embeddings.rows, scale
+    )
+    return criterion(embeddings, margins, in_batch)
+
+
 def scaled_teacher_scores(
     teacher: Teacher, pairs: Sequence[PairKey], context, teacher_scale: float | str
 ) -> tuple[dict[PairKey, float], float]:
@@ -194,15 +210,9 @@ class TeacherDistillation(Regime):
         yield from super().batches(usable, batch_size, seed)
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:
-        margins, in_batch = teacher_margins(
-            self.pair_scores,
-            batch,
-            embeddings.queries.device,
-            self.settings["in_batch_weight"] > 0,
-            embeddings.rows,
-            self.scale,
+        return margin_mse_on_teacher(
+            self.criterion, self.pair_scores, self.scale, self.settings["in_batch_weight"], embeddings, batch
         )
-        return self.criterion(embeddings, margins, in_batch)
 
     def evaluation_systems(self, env: Any) -> dict:
         system = self.teacher.system(env)
