@@ -124,7 +124,12 @@ class Collection:
 
 def _corpus_key(dataset: Dataset, dataset_id: str) -> str:
     """Splits that share a corpus share its key, so a BM25 index or embeddings of it are built once."""
-    return dataset.docs_namespace() if dataset.has_docs() else dataset_id
+    if not dataset.has_docs():
+        return dataset_id
+    try:
+        return dataset.docs_namespace()
+    except TypeError:  # ir_datasets' vaswani declares docs_namespace without self: its own id is its namespace
+        return dataset_id
 
 
 def _registered(dataset_id: str) -> bool:

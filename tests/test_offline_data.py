@@ -55,3 +55,16 @@ def test_fresh_pytest_with_nothing_exported_finds_the_data_without_network(tmp_p
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "1 passed" in result.stdout and "skipped" not in result.stdout
+
+
+def test_vaswani_is_an_evaluation_set_of_the_toolkit(ir_datasets_home):
+    """`--eval vaswani` (reproduce's out-of-domain default) through the toolkit's own loading: its topics, judgments
+    and documents (ir_datasets' vaswani declares docs_namespace without self; the id is its corpus key)."""
+    from benchmark.data import evaluation_collection
+    from benchmark.evaluation import topics_and_qrels
+
+    collection = evaluation_collection("vaswani")
+    topics, qrels = topics_and_qrels(collection, None)
+    assert collection.corpus_key == "vaswani"
+    assert len(topics) == 93 and len(qrels) == 2083
+    assert collection.document_texts(["1"])[0].startswith("compact memories have flexible capacities")
