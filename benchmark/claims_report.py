@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import claims, leakage, plots, report
+from benchmark import claims, leakage, model_card, plots, report
 from benchmark.errors import UsageError
 from benchmark.evaluation import safe_name
 from benchmark.files import read_json, write_atomic, write_csv
@@ -230,7 +230,8 @@ def rerender(run_dir: Path, tolerance: float, margin: float | None = None) -> in
     rows = results.astype(object).where(results.notna(), None).to_dict("records")
     report.print_tables(rows, phases.to_dict("records"), manifest["config"]["reference"])
     path = render(run_dir, tolerance, margin)
+    cards = model_card.write_model_cards(run_dir, results, manifest)
     from benchmark.progress import say
 
-    say(f"Wrote {path} and its plots")
+    say(f"Wrote {path} and its plots, and {len(cards)} model cards (models/*/{model_card.CARD_FILE})")
     return 0

@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run ...`` and ``python -m benchmark list``."""
+"""Command line: ``python -m benchmark run ...``, ``list``, ``reproduce``, ``report`` and ``compare``."""
 
 from __future__ import annotations
 
@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=margin,
         default=None,
         help="claim 1's TOST margin in nDCG@10 (default: the run's own, else 0.02)",
+    )
+    compare = commands.add_parser(
+        "compare",
+        help="the same systems across finished runs (two machines, before and after a change): effectiveness and "
+        "costs side by side with ratios to the first run",
+    )
+    compare.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="results/<run-id>, two or more")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the table goes as CSV: a file, or a folder to hold compare.csv (default: ./compare.csv)",
     )
     return parser
 
@@ -543,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmark.claims_report import rerender
 
             return rerender(args.run_dir, args.tolerance, args.equivalence_margin)
+        if args.command == "compare":
+            from benchmark.compare import compare
+
+            return compare(args.run_dirs, args.out)
         return run_command(args, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

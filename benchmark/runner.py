@@ -31,6 +31,7 @@ from benchmark import (
     evaluation,
     leakage,
     manifest,
+    model_card,
     network,
     pairwise_accuracy,
     report,
@@ -278,6 +279,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             tables.append(evaluate_collection(collection, initial, state, config, meter, work))
         results = report.result_rows(tables, state, config)
         write_outputs(state, results, config, argv, started, eval_collections, begun)
+        model_card.write_for_run(directory)  # after evaluation, from the rows just written: a card needs them
         report.print_tables(results, [record.row() for record in meter.records], config.reference)
         claims_report.render(directory, config.tolerance)
         say(f"Results in {directory}")
