@@ -74,6 +74,19 @@ def seeds(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def trackers(text: str) -> tuple[str, ...]:
+    """``--log-with``: comma-separated experiment trackers (benchmark.tracking), each named once."""
+    from benchmark.tracking import TRACKERS
+
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in TRACKERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown) or repr(text)} is not a tracker; give {', '.join(TRACKERS)}"
+        )
+    return names
+
+
 def fraction_or_none(text: str) -> float | None:
     """``--reference-fraction``: a fraction in (0, 1], or ``none``."""
     return None if text.strip().lower() == "none" else fraction(text)
@@ -348,6 +361,14 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--country", default="USA", help="ISO 3166 alpha-3 code for codecarbon's carbon intensity")
     out.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
+    out.add_argument(
+        "--log-with",
+        type=trackers,
+        default=(),
+        metavar="TRACKER[,TRACKER]",
+        help="also log per-step loss and learning rate, per-validation nDCG@10, per-phase costs and the config to "
+        "tensorboard (files under <out>/<run-id>/tracking/), wandb or mlflow, through accelerate (default: none)",
+    )
 
 
 def quiet_libraries() -> None:
@@ -515,6 +536,7 @@ def run_config(args: argparse.Namespace) -> tuple:
         keep_checkpoints=args.keep_checkpoints,
         tune=tuple(spec.label for spec in specs),
         evaluate_all=args.evaluate_all,
+        log_with=args.log_with,
     )
     return config, regimes
 
@@ -535,10 +557,11 @@ def reproduce_seeds(
 
 
 def check_before_any_work(config, regimes) -> None:
-    """A missing teacher model or score file fails here, before the heavy imports and any data work (the runner
-    checks again for callers that skip the CLI)."""
-    from benchmark import network
+    """A missing teacher model or score file, or tracker package, fails here, before the heavy imports and any data
+    work (the runner checks again for callers that skip the CLI)."""
+    from benchmark import network, tracking
 
+    tracking.check_installed(config.log_with)
     network.fail_fast_offline()  # a model id that would have to be downloaded then fails at once
     for regime in regimes:
         regime.check(config.encoder)

@@ -51,6 +51,7 @@ class RunConfig:
     keep_checkpoints: bool = False  # keep every validated checkpoint, not only each cell's selected one
     tune: tuple[str, ...] = ()  # --tune specs, normalised (benchmark.tuning): one more system each
     evaluate_all: bool = False  # every --tune point gets its test rows too (never used for selection)
+    log_with: tuple[str, ...] = ()  # experiment trackers (benchmark.tracking); none by default
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,8 +101,9 @@ def with_reference_fraction(
     return tuple(own.items())
 
 
-# Settings that change where files go or what is kept, never a result: a run may be resumed with other values.
-RESUME_FREE = frozenset({"out", "run_id", "cache_dir", "resume", "keep_checkpoints"})
+# Settings that change where files go, what is kept or where it is also logged, never a result: a run may be resumed
+# with other values.
+RESUME_FREE = frozenset({"out", "run_id", "cache_dir", "resume", "keep_checkpoints", "log_with"})
 
 
 def comparable(config: dict) -> dict:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import psutil
@@ -81,10 +81,19 @@ class _Open:
 
 
 class Meter:
-    """Measures phases; ``records`` holds one PhaseRecord per completed phase, in order."""
+    """Measures phases; ``records`` holds one PhaseRecord per completed phase, in order. ``on_phase`` is told of
+    each record as it is completed or replayed (experiment tracking), outside every phase's clocks."""
 
-    def __init__(self, device: torch.device, country: str = "DEU", energy: bool = True, devices: int = 1) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        country: str = "DEU",
+        energy: bool = True,
+        devices: int = 1,
+        on_phase: Callable[[PhaseRecord], None] | None = None,
+    ) -> None:
         self.device = device
+        self.on_phase = on_phase
         self.accelerators = devices if device.type == "cuda" else 0  # accelerator-hours = wall-clock x devices
         self.records: list[PhaseRecord] = []
         self._stack: list[_Open] = []
@@ -172,6 +181,8 @@ class Meter:
             record.co2_kg = opened.co2_kg
             record.energy_mode = self.energy_mode
         self.records.append(record)
+        if self.on_phase is not None:  # before the enclosing phase's clocks restart: tracking is charged to none
+            self.on_phase(record)
         if self._stack:
             self._resume(self._stack[-1])
 
@@ -180,6 +191,8 @@ class Meter:
         marked as reused, with ``overrides`` (e.g. the regime and cell now charged)."""
         record = PhaseRecord(**{**original, **overrides, "reused": True})
         self.records.append(record)
+        if self.on_phase is not None:
+            self.on_phase(record)
         return record
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from benchmark import (
     network,
     pairwise_accuracy,
     report,
+    tracking,
     tuning,
 )
 from benchmark.bm25 import BM25Index, mine_triples, topics_frame
@@ -181,10 +182,18 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     work = directory / ".work"
     shutil.rmtree(work, ignore_errors=True)  # what a killed attempt was writing
     meter: Meter | None = None
+    trackers = tracking.OFF
     try:
         network_note = network.fail_fast_offline()  # before anything could try to download
         device_probe = BiEncoder.device_for(config.encoder)
-        meter = Meter(device_probe, country=config.country, energy=config.energy, devices=processes.world_size)
+        trackers = tracking.start(config.log_with, directory, directory.name, config)
+        meter = Meter(
+            device_probe,
+            country=config.country,
+            energy=config.energy,
+            devices=processes.world_size,
+            on_phase=trackers.log_phase if trackers.on else None,
+        )
         state = RunState(directory=directory, meter=meter, reference=config.reference, processes=processes)
         state.notes["network"] = network_note
         state.notes["processes"] = processes.world_size
@@ -263,6 +272,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                         meter,
                         directory,
                         processes,
+                        on_metrics=trackers.for_cell(cell.id),
                     )
                     cells.save(directory, regime_run, meter.records[first_record:])
                 finished[cell.id] = regime_run
@@ -284,6 +294,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
         claims_report.render(directory, config.tolerance)
         say(f"Results in {directory}")
     except UsageError:
+        trackers.close()  # its files are closed before the folder may go
         if folder.created and not cells.any_finished(directory):
             shutil.rmtree(directory, ignore_errors=True)  # created by this run and holding nothing finished
         raise
@@ -294,6 +305,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
     finally:
         if meter is not None:
             meter.close()
+        trackers.close()
         shutil.rmtree(work, ignore_errors=True)
         folder.close()
     stopped = [r for r in state.regime_runs if r.outcome.status != "ok"]
@@ -476,8 +488,10 @@ def train_regime(
     meter: Meter,
     directory: Path,
     processes: distributed.Processes = distributed.ONE_PROCESS,
+    on_metrics: tracking.Metrics | None = None,
 ) -> RegimeRun:
-    """Train one cell (regime x fraction x seed) from the initial weights and save its selected checkpoint."""
+    """Train one cell (regime x fraction x seed) from the initial weights and save its selected checkpoint;
+    ``on_metrics`` is given its steps' and validations' values (experiment tracking)."""
     regime, label = cell.regime, cell.name
     triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
@@ -505,6 +519,7 @@ def train_regime(
             on_step=advance,
             on_validation=checkpoint_keeper(encoder, cell, meter, directory) if config.keep_checkpoints else None,
             processes=processes,
+            on_metrics=on_metrics,
         )
     if outcome.steps == 0 and outcome.status == "ok":
         raise UsageError(

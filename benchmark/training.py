@@ -137,11 +137,15 @@ def train(
     on_step: Callable[[int], None] | None = None,
     on_validation: Callable[[int], None] | None = None,
     processes: Processes = ONE_PROCESS,
+    on_metrics: Callable[[dict[str, float], int], None] | None = None,
 ) -> TrainingOutcome:
     """Train ``encoder`` in place on ``triples`` with ``regime``'s batches and loss; restore the best weights.
 
     ``initial_validation`` is the initial weights' score (step 0, a candidate); NaN when there is none.
     ``on_validation(step)`` runs after each validation with the validated weights in place (to keep checkpoints).
+    ``on_metrics(values, step)`` is given, for experiment tracking, each step's ``train/loss``,
+    ``train/learning_rate`` and ``train/examples`` and each validation's ``validation/ndcg_at_10`` and
+    ``validation/examples`` (the initial weights' at step 0), outside the training clock.
     On several processes each trains on its rows of every batch; only the main one validates (``validation``
     is None on the others) and its decision to go on is shared.
     """
@@ -161,6 +165,8 @@ def train(
     if validation is not None and math.isfinite(initial_validation):  # step 0 is a candidate
         outcome.best_validation = initial_validation
         best_state = encoder.state_copy()
+        if on_metrics is not None:
+            on_metrics({"validation/ndcg_at_10": initial_validation, "validation/examples": 0}, 0)
     without_improvement = 0
     train_seconds = 0.0
     local_examples = 0  # this process's rows, summed over processes at the end
@@ -184,6 +190,10 @@ def train(
             with torch.random.fork_rng(devices=[]):  # the callback's draws must not change the training
                 on_validation(outcome.steps)
         outcome.curve.append(CurvePoint(outcome.steps, outcome.examples_consumed, train_seconds, score))
+        if on_metrics is not None:
+            on_metrics(
+                {"validation/ndcg_at_10": score, "validation/examples": outcome.examples_consumed}, outcome.steps
+            )
         if score > outcome.best_validation:
             outcome.best_validation = score
             outcome.best_step = outcome.steps
@@ -225,6 +235,11 @@ def train(
                     on_step(len(batch))
                 last_of_all = outcome.steps == total_steps
                 seen = outcome.examples_consumed
+                if on_metrics is not None:
+                    on_metrics(
+                        {"train/loss": whole_batch_loss, "train/learning_rate": rate, "train/examples": seen},
+                        outcome.steps,
+                    )
                 if due(config, outcome.steps, examples_before, seen, total_examples) or last_of_all:
                     keep_going = validate()
                     if not keep_going:

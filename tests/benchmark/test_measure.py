@@ -100,6 +100,24 @@ def test_exception_inside_a_phase_leaves_the_outer_measured_correctly():
     assert outer.wall_s < total - SLEEP_S  # the inner's time is not the outer's
 
 
+def test_each_phase_is_told_when_it_ends_or_is_replayed_and_listening_is_charged_to_none():
+    """on_phase (experiment tracking) sees every record, complete, in order; the time it takes is in no phase."""
+    told = []
+
+    def listener(record) -> None:
+        told.append((record.phase, record.count, record.wall_s > 0, record.reused))
+        time.sleep(SLEEP_S)
+
+    meter = Meter(torch.device("cpu"), energy=False, on_phase=listener)
+    with meter.phase("train", "self-distillation", "cell-1") as outer:
+        with meter.phase("validate", "self-distillation", "cell-1") as inner:
+            inner.count = 7
+        outer.count = 42
+    meter.replay(meter.records[0].row(), phase="mine")
+    assert told == [("validate", 7, True, False), ("train", 42, True, False), ("mine", 7, True, True)]
+    assert meter.records[1].wall_s < SLEEP_S  # the listener slept SLEEP_S after validate, inside train's block
+
+
 def test_energy_with_codecarbon_offline():
     """With codecarbon, every phase gets a positive energy and CO2, labelled estimated or measured."""
     meter = Meter(torch.device("cpu"), energy=True)

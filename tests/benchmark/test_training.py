@@ -310,6 +310,42 @@ def test_keeping_checkpoints_does_not_change_training(tiny_model_dir, tmp_path):
     assert same_weights(plain.state_copy(), keeping.state_copy())
 
 
+def test_metrics_of_every_step_and_validation_for_tracking(tiny_model_dir):
+    """on_metrics gets each step's loss, rate and examples and each validation's nDCG@10 (the initial weights' at
+    step 0), and changes nothing of the training."""
+    plain, tracked = make_encoder(tiny_model_dir), make_encoder(tiny_model_dir)
+    run(plain, scripted(0.1, 0.2, 0.3))
+    logged: list[tuple[int, dict[str, float]]] = []
+    config = TrainingConfig(batch_size=2, learning_rate=1e-3, validate_every=2)
+    outcome = train(
+        tracked,
+        SelfDistillation(),
+        TRIPLES,
+        texts,
+        scripted(0.1, 0.2, 0.3),
+        0.25,
+        config,
+        Meter(torch.device("cpu"), energy=False),
+        charged_to=CHARGED,
+        cell=CELL,
+        seed=13,
+        on_metrics=lambda values, step: logged.append((step, dict(values))),
+    )
+    steps = [(step, values) for step, values in logged if "train/loss" in values]
+    assert [step for step, _ in steps] == list(range(1, outcome.steps + 1)) == [1, 2, 3, 4, 5]
+    assert [values["train/examples"] for _, values in steps] == [2, 4, 6, 8, 10]
+    assert all(math.isfinite(values["train/loss"]) for _, values in steps)
+    rates = [values["train/learning_rate"] for _, values in steps]
+    assert all(rate > 0 for rate in rates) and rates == sorted(rates, reverse=True) and rates[0] <= 1e-3
+    validations = [(step, values) for step, values in logged if "validation/ndcg_at_10" in values]
+    assert validations == [
+        (point.step, {"validation/ndcg_at_10": point.ndcg_at_10, "validation/examples": point.examples_seen})
+        for point in outcome.curve
+    ]
+    assert [step for step, _ in validations] == [0, 2, 4, 5]
+    assert same_weights(plain.state_copy(), tracked.state_copy())
+
+
 class GlobalShuffle(SelfDistillation):
     """Orders its batches with the global generators, as a third-party regime might."""
 
