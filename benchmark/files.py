@@ -55,3 +55,11 @@ def publish(staging: Path, target: Path) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """A CSV's rows as written (strings, so writing them back with ``write_csv`` gives the same bytes) and its
+    header."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        return list(reader), list(reader.fieldnames or [])
