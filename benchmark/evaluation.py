@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from ir_measures import RR, R, nDCG
 
 from benchmark.data import Collection
 from benchmark.encoder import BiEncoder
-from benchmark.errors import UsageError
+from benchmark.files import safe_name
 from benchmark.measure import PhaseRecord
 from benchmark.progress import bar
 
@@ -139,17 +138,6 @@ def topics_and_qrels(collection: Collection, max_queries: int | None) -> tuple[p
     rows = [(qid, doc_id, grade) for qid in query_ids for doc_id, grade in collection.qrels[qid].items()]
     qrels = pd.DataFrame(rows, columns=["qid", "docno", "label"])
     return topics, qrels
-
-
-def require_judged(collection: Collection, max_queries: int | None) -> None:
-    """Refuse, before any work, an evaluation set none of whose queries has a judgment."""
-    topics, _ = topics_and_qrels(collection, max_queries)
-    if topics.empty:
-        raise UsageError(f"{collection.name} has no judged queries to evaluate on; name another --eval")
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
 
 
 def experiment(

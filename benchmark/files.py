@@ -7,11 +7,17 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def safe_name(name: str) -> str:
+    """A system's or evaluation set's name as a file or folder name (run files, runs/<set>/)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -41,7 +41,13 @@ from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
 from benchmark.config import RunConfig
 from benchmark.context import RegimeContext
-from benchmark.data import Collection, default_evaluation, evaluation_collection, training_collection
+from benchmark.data import (
+    Collection,
+    default_evaluation,
+    evaluation_collection,
+    require_judged,
+    training_collection,
+)
 from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
 from benchmark.files import publish, read_json, write_atomic, write_csv, write_json
@@ -205,7 +211,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             eval_specs = config.data.evaluation or (default_evaluation(config.data.dataset),)
             eval_collections = [evaluation_collection(spec) for spec in eval_specs]
             for collection in eval_collections:
-                evaluation.require_judged(collection, config.data.max_eval_queries)
+                require_judged(collection)
             if not train_collection.has_docpairs():
                 _ = train_collection.qrels, train_collection.queries
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
