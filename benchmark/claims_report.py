@@ -17,6 +17,7 @@ from benchmark.evaluation import safe_name
 from benchmark.files import read_json, write_atomic, write_csv
 
 SELF, PAPER_FRACTION, PAPER_SPEEDUP = claims.SELF, claims.PAPER_FRACTION, claims.PAPER_SPEEDUP
+CELL_COLUMNS = ("regime", "data_fraction", "seed")  # columns of trained rows the claims select by
 
 
 def print_verdicts(found: list[claims.Verdict]) -> None:
@@ -36,6 +37,9 @@ def load(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]
     if missing:
         raise UsageError(f"{run_dir} is not a finished run ({', '.join(missing)} missing); name results/<run-id>")
     results = pd.read_csv(run_dir / "results.csv", dtype={"system": str, "eval_set": str})
+    for column in CELL_COLUMNS:  # an evaluation folder of a model (``evaluate``) trained nothing
+        if column not in results:
+            results[column] = pd.Series(dtype=object if column == "regime" else float)
     phases = pd.read_csv(run_dir / "phases.csv", keep_default_na=False)
     curves = pd.read_csv(run_dir / "curves.csv")
     return results, phases, curves, read_json(run_dir / "manifest.json")

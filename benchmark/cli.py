@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run ...``, ``list``, ``reproduce``, ``report`` and ``compare``."""
+"""Command line: ``python -m benchmark run``, ``reproduce``, ``report``, ``evaluate``, ``compare`` and ``list``."""
 
 from __future__ import annotations
 
@@ -193,7 +193,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the table goes as CSV: a file, or a folder to hold compare.csv (default: ./compare.csv)",
     )
+    add_evaluate_command(commands)
     return parser
+
+
+def add_evaluate_command(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a finished run's encoders, or any model, on more evaluation sets, without training",
+    )
+    evaluate.add_argument(
+        "target",
+        help="results/<run-id> (a finished run or evaluation folder), or a sentence-transformers / Hugging Face "
+        "model folder or id",
+    )
+    evaluate.add_argument(
+        "--eval", required=True, help="comma-separated evaluation sets (ir_datasets ids or BEIR folders)"
+    )
+    evaluate.add_argument(
+        "--replace", action="store_true", help="evaluate a set the results already hold again, replacing its rows"
+    )
+    evaluate.add_argument(
+        "--max-eval-queries",
+        type=positive_int,
+        default=None,
+        help="evaluate on the first N judged queries by id (default: a run's own limit, else all)",
+    )
+    evaluate.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: a run's own, else auto)")
+    evaluate.add_argument(
+        "--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help="default: a run's own, else auto"
+    )
+    evaluate.add_argument("--cache-dir", type=Path, default=None, help="BM25 and initial-encoder indexes")
+    evaluate.add_argument("--country", default=None, help="codecarbon's country (default: a run's own, else USA)")
+    evaluate.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
+    model = evaluate.add_argument_group("a model only (a run is evaluated in place, against its own initial encoder)")
+    model.add_argument(
+        "--baseline",
+        default=None,
+        help="the initial encoder, the reference of the significance tests (default: "
+        "sentence-transformers/all-MiniLM-L6-v2)",
+    )
+    model.add_argument("--pooling", default=None, choices=["auto", "mean", "cls", "pooler"], help="default: auto")
+    model.add_argument("--similarity", default=None, choices=["cosine", "dot"], help="default: cosine")
+    model.add_argument("--max-query-length", type=positive_int, default=None, help="default: 64, as in run")
+    model.add_argument("--max-doc-length", type=positive_int, default=None, help="default: 256, as in run")
+    model.add_argument("--out", type=Path, default=None, help="where the evaluation folder goes (default: results/)")
+    model.add_argument("--run-id", default=None, help="the evaluation folder's name (default: eval-<timestamp>)")
 
 
 def add_shared_options(run: argparse.ArgumentParser) -> None:
@@ -582,6 +627,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmark.compare import compare
 
             return compare(args.run_dirs, args.out)
+        if args.command == "evaluate":
+            from benchmark.evaluate import evaluate  # PyTerrier and pyterrier-dr: seconds to import
+
+            return evaluate(args, argv)
         return run_command(args, argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

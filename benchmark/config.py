@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,31 @@ class RunConfig:
         """More than one cell per regime: system names then carry the fraction and seed."""
         labels = (*self.regimes, *self.tune)
         return len(self.seeds) > 1 or any(len(self.fractions_for(label)) > 1 for label in labels)
+
+
+def from_stored(stored: dict) -> RunConfig:
+    """The RunConfig a manifest.json holds (``as_dict`` through JSON), so a finished run can be evaluated again with
+    its own settings: lists back to tuples, paths back to Paths; keys this version does not know are left out."""
+    nested = {"data": DataConfig, "encoder": EncoderConfig, "training": TrainingConfig}
+    values: dict[str, Any] = {}
+    for run_field in fields(RunConfig):
+        if run_field.name not in stored:
+            continue
+        value = stored[run_field.name]
+        if run_field.name in nested:
+            kind = nested[run_field.name]
+            known = {f.name for f in fields(kind)}
+            value = kind(**{key: _tuples(v) for key, v in value.items() if key in known})
+        elif run_field.name in ("out", "cache_dir"):
+            value = Path(value)
+        else:
+            value = _tuples(value)
+        values[run_field.name] = value
+    return RunConfig(**values)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
 
 
 def with_reference_fraction(

@@ -294,6 +294,12 @@ def evaluation_collection(spec: str) -> Collection:
     return Collection(name=spec, dataset=dataset, corpus_key=_corpus_key(dataset, spec))
 
 
+def require_judged(collection: Collection) -> None:
+    """Refuse, before any work, an evaluation set none of whose queries has a judgment."""
+    if not any(query_id in collection.queries for query_id in collection.qrels):
+        raise UsageError(f"{collection.name} has no judged queries to evaluate on; name another --eval")
+
+
 def default_evaluation(spec: str) -> str:
     """The evaluation split that goes with a training dataset: its ``test`` (or ``dev``) sibling."""
     if is_folder(spec):

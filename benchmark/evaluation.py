@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from ir_measures import RR, R, nDCG
 
 from benchmark.data import Collection
 from benchmark.encoder import BiEncoder
+from benchmark.files import safe_name
 from benchmark.measure import PhaseRecord
 from benchmark.progress import bar
 
@@ -138,10 +138,6 @@ def topics_and_qrels(collection: Collection, max_queries: int | None) -> tuple[p
     rows = [(qid, doc_id, grade) for qid in query_ids for doc_id, grade in collection.qrels[qid].items()]
     qrels = pd.DataFrame(rows, columns=["qid", "docno", "label"])
     return topics, qrels
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
 
 
 def experiment(

@@ -7,11 +7,17 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def safe_name(name: str) -> str:
+    """A system's or evaluation set's name as a file or folder name (run files, runs/<set>/)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -55,3 +61,11 @@ def publish(staging: Path, target: Path) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """A CSV's rows as written (strings, so writing them back with ``write_csv`` gives the same bytes) and its
+    header."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        return list(reader), list(reader.fieldnames or [])

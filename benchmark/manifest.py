@@ -145,3 +145,38 @@ def build(config, argv: list[str], state, started: float, eval_sets: list[str], 
         "git_commit": git_commit(),
         "hardware": hardware(),
     }
+
+
+def evaluation(eval_set: str, argv: list[str], started: float, notes: dict) -> dict:
+    """Provenance of an evaluation set that ``evaluate`` added after training: which set, when, by which command and
+    commit of the toolkit, with ``notes`` (systems, queries, device, precision, whether it replaced earlier rows)."""
+    return {
+        "eval_set": eval_set,
+        "when": _time(started),
+        "commit": git_commit(),
+        "command": ["python", "-m", "benchmark", *argv],
+        **notes,
+    }
+
+
+def evaluation_folder(config, directory: Path, models: list[dict], evaluations: list[dict], notes: dict) -> dict:
+    """The manifest of an evaluation folder of a model (``evaluate`` on a model, nothing trained): the fields
+    ``report`` reads from a run's manifest, the models evaluated and every evaluation's provenance."""
+    first = evaluations[0]
+    return {
+        "run_id": directory.name,
+        "state": "finished",
+        "kind": "evaluation",
+        "command": first["command"],
+        "started": first["when"],
+        "config": config.as_dict(),
+        "models": models,
+        "evaluation_sets": [entry["eval_set"] for entry in evaluations],
+        "evaluations": evaluations,
+        "seeds": [],
+        "validation": "none (nothing trained)",
+        **notes,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "hardware": hardware(),
+    }

@@ -83,11 +83,7 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                 "system": system,
                 "kind": kind(system, runs, points),
             }
-            for measure in MEASURE_NAMES:
-                result[measure] = row[measure]
-            for measure in MEASURE_NAMES:
-                result[f"{measure} sig"] = significant(row, measure)
-                result[f"{measure} p"] = row.get(f"{measure} p-value corrected")
+            result.update(effectiveness(row))
             if system in runs:
                 run = runs[system]
                 outcome = run.outcome
@@ -127,13 +123,28 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                 if run.tune is not None:
                     result.update(tune_fields(run.tune))
             else:
-                status = row.get("status")
-                result["status"] = status if isinstance(status, str) else "ok"
+                result["status"] = retrieval_status(row)
             per_seed = state.notes.get("pairwise_accuracy", {}).get(system)
             if per_seed and system not in runs:  # the initial encoder's and the teachers' rows, mean over seeds
                 result["pairwise_accuracy"] = statistics.fmean(per_seed.values())
             rows.append(result)
     return rows
+
+
+def effectiveness(row: pd.Series) -> dict:
+    """The columns of a results row that depend on the evaluation set: the measures, their significance markers and
+    Holm-corrected p-values against the initial encoder (a row of ``evaluation.experiment``'s table)."""
+    columns = {measure: row[measure] for measure in MEASURE_NAMES}
+    for measure in MEASURE_NAMES:
+        columns[f"{measure} sig"] = significant(row, measure)
+        columns[f"{measure} p"] = row.get(f"{measure} p-value corrected")
+    return columns
+
+
+def retrieval_status(row: pd.Series) -> str:
+    """An untrained system's status: why it could not be evaluated (a score-file teacher), else ok."""
+    status = row.get("status")
+    return status if isinstance(status, str) else "ok"
 
 
 def kind(system: str, runs: dict, points: dict) -> str:

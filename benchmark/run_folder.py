@@ -73,7 +73,7 @@ def changed(stored: dict, config: RunConfig) -> list[str]:
     return differences(comparable(stored.get("config", {})), comparable(config.as_dict()))
 
 
-def _lock(directory: Path) -> IO:
+def lock_folder(directory: Path) -> IO:
     """An exclusive lock on <run>/.lock, released by the kernel however the process ends (also SIGKILL)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -101,11 +101,11 @@ def _resume(directory: Path, stored: dict, config: RunConfig) -> RunFolder:
             f"run {directory.name} was made with another configuration ({found[0]}{more}); resume it with the "
             "options it was started with, or choose another --run-id"
         )
-    return RunFolder(directory, created=False, stored=stored, lock=_lock(directory))
+    return RunFolder(directory, created=False, stored=stored, lock=lock_folder(directory))
 
 
 def _new(directory: Path) -> RunFolder:
-    lock = _lock(directory)
+    lock = lock_folder(directory)
     try:
         probe = directory / ".write-test"
         probe.write_text("ok")
@@ -125,7 +125,7 @@ def _unfinished_with_same_config(out: Path, config: RunConfig) -> RunFolder | No
         if not stored or stored.get("state") == "finished" or changed(stored, config):
             continue
         with contextlib.suppress(UsageError):  # locked: another process is running it
-            return RunFolder(manifest.parent, created=False, stored=stored, lock=_lock(manifest.parent))
+            return RunFolder(manifest.parent, created=False, stored=stored, lock=lock_folder(manifest.parent))
     return None
 
 

@@ -43,7 +43,13 @@ from benchmark.budget import Split, split_validation
 from benchmark.cells import Cell, RegimeRun
 from benchmark.config import RunConfig
 from benchmark.context import RegimeContext
-from benchmark.data import Collection, default_evaluation, evaluation_collection, training_collection
+from benchmark.data import (
+    Collection,
+    default_evaluation,
+    evaluation_collection,
+    require_judged,
+    training_collection,
+)
 from benchmark.encoder import BiEncoder
 from benchmark.errors import UsageError
 from benchmark.files import publish, read_json, write_atomic, write_csv, write_json
@@ -57,6 +63,7 @@ from regimes import Regime
 
 INITIAL = "initial"
 BM25 = "bm25"
+CURVE_COLUMNS = ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10", "tune_point"]
 
 
 @dataclass
@@ -214,9 +221,7 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
             eval_specs = config.data.evaluation or (default_evaluation(config.data.dataset),)
             eval_collections = [evaluation_collection(spec) for spec in eval_specs]
             for collection in eval_collections:
-                topics, _ = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
-                if topics.empty:
-                    raise UsageError(f"{collection.name} has no judged queries to evaluate on; name another --eval")
+                require_judged(collection)
             if not train_collection.has_docpairs():
                 _ = train_collection.qrels, train_collection.queries
             record.count = len(train_collection.queries) if not train_collection.has_docpairs() else 0
@@ -555,7 +560,9 @@ def evaluate_collection(
 ):
     """Index the corpus with every encoder, retrieve, and compare all systems with one pt.Experiment; with
     ``--evaluate-all`` the --tune points in a second one, so they do not change the systems' multiple-testing
-    correction (the selection never sees either)."""
+    correction (the selection never sees either). ``state`` needs only ``directory``, ``regime_runs`` and
+    ``tune_points``, each with ``system``, ``model_dir`` and ``regime`` (None: no extra systems), so ``evaluate``
+    passes a finished run's saved systems (benchmark.evaluate)."""
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
     env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
@@ -568,7 +575,8 @@ def evaluate_collection(
         label = regime_run.system
         trained = BiEncoder(config.encoder, str(regime_run.model_dir)).for_inference()
         systems[label] = env.dense(trained, label)
-        for extra, system in regime_run.regime.evaluation_systems(env).items():
+        extras = regime_run.regime.evaluation_systems(env) if regime_run.regime is not None else {}
+        for extra, system in extras.items():
             if system is None:
                 unevaluable.append(extra)
             else:
@@ -613,11 +621,7 @@ def write_outputs(state, results, config, argv, started, eval_collections, begun
         for run in [*state.regime_runs, *unselected]
         for point in run.outcome.curve
     ]
-    write_csv(
-        directory / "curves.csv",
-        curves,
-        ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10", "tune_point"],
-    )
+    write_csv(directory / "curves.csv", curves, CURVE_COLUMNS)
     write_json(
         directory / "manifest.json",
         manifest.build(config, argv, state, started, [c.name for c in eval_collections], begun),

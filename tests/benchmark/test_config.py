@@ -63,3 +63,32 @@ def test_a_cell_may_train_fewer_seeds_than_the_run():
     assert config.seeds_for("a", 0.5) == (1, 2, 3)
     assert config.seeds_for("b", 1.0) == (1, 2, 3)
     assert config.seeds_for("b", 0.5) == (1,)
+
+
+def test_a_stored_config_reads_back_as_the_config_that_was_stored():
+    """`evaluate` rebuilds a finished run's settings from manifest.json: tuples, nested settings and paths come back
+    equal, and a key another version of the toolkit stored is left out rather than refused."""
+    import json
+
+    from benchmark.config import DataConfig, from_stored
+    from benchmark.encoder import EncoderConfig
+
+    config = RunConfig(
+        regimes=("self-distillation", "teacher-distillation"),
+        data_fractions=(0.135, 1.0),
+        seeds=(1, 2),
+        fractions_by_regime=(("teacher-distillation", (0.135, 1.0)),),
+        seeds_by_cell=(("teacher-distillation", 0.135, (1,)),),
+        data=DataConfig(dataset="beir/scifact", evaluation=("beir/scifact/test", "vaswani"), max_eval_queries=5),
+        encoder=EncoderConfig(precision="fp32", max_doc_length=32),
+        training=TrainingConfig(learning_rate=3e-3),
+        out=Path("/runs"),
+        cache_dir=Path("/cache"),
+        tune=("self-distillation:target=0.2|0.6",),
+    )
+    stored = json.loads(json.dumps(config.as_dict(), default=str))
+    assert from_stored(stored) == config
+    stored["encoder"]["a_later_setting"] = 1
+    stored["a_later_option"] = True
+    assert from_stored(stored) == config
+    assert from_stored(stored).seeds_for("teacher-distillation", 0.135) == (1,)

@@ -124,3 +124,18 @@ def test_publish_moves_complete_files_into_place(tmp_path):
     assert (target / "sub" / "qrels.tsv").read_text() == "q\td\t1\n"
     assert (target / "initial.res.gz").read_bytes() == b"kept"
     assert not staging.exists()
+
+
+def test_rows_read_back_are_written_back_byte_for_byte(tmp_path):
+    """`evaluate` rewrites results.csv with rows added: the rows already there must keep their exact bytes, quoting
+    and all."""
+    path = tmp_path / "results.csv"
+    write_csv(path, [{"a": 0.1 + 0.2, "b": 'say "hi", twice', "c": None}, {"a": float("nan"), "b": "x", "c": True}])
+    before = path.read_bytes()
+    rows, columns = files.read_csv(path)
+    assert columns == ["a", "b", "c"] and rows[0]["b"] == 'say "hi", twice'
+    write_csv(path, rows, columns)
+    assert path.read_bytes() == before
+    write_csv(path, [*rows, {"a": 1, "b": "new", "d": "later"}], [*columns, "d"])
+    lines = path.read_text().splitlines()
+    assert lines[1:3] == [f"{line}," for line in before.decode().splitlines()[1:3]]  # one more, empty, column
