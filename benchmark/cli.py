@@ -489,7 +489,7 @@ def run_config(args: argparse.Namespace) -> tuple:
     from benchmark.config import DataConfig, RunConfig, parse_regimes, with_reference_fraction
     from benchmark.encoder import EncoderConfig
     from benchmark.training import TrainingConfig
-    from benchmark.tuning import parse_specs
+    from benchmark.tuning import parse_spec, parse_specs
 
     if args.command == "reproduce":
         regimes = parse_regimes(f"self-distillation,{args.reference}")
@@ -500,6 +500,7 @@ def run_config(args: argparse.Namespace) -> tuple:
         by_regime, fractions_all = (), args.data_fraction
     tune = list(args.tune)
     if args.command == "reproduce" and args.static_search.strip().lower() != "none":
+        parse_spec(args.static_search, option="--static-search")  # refused under the name the user typed
         tune.insert(0, args.static_search)
     specs = parse_specs(tune)
     if args.command == "reproduce":  # a tuned regime is trained where reproduce trains that regime

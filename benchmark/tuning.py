@@ -105,14 +105,16 @@ def parse_training(key: str, text: str) -> Any:
     return text
 
 
-def parse_spec(text: str) -> TuneSpec:
-    """``regime:key=v1|v2,key2=v`` -> a TuneSpec whose every point is valid; UsageError (one line) otherwise."""
+def parse_spec(text: str, option: str = "--tune") -> TuneSpec:
+    """``regime:key=v1|v2,key2=v`` -> a TuneSpec whose every point is valid; UsageError (one line) naming
+    ``option`` (the flag the user typed) otherwise."""
     name, colon, settings_text = text.strip().partition(":")
     name = name.strip()
     if name not in REGISTRY:
-        raise UsageError(f"--tune {text.strip()!r}: unknown regime {name!r}; choose from {', '.join(sorted(REGISTRY))}")
+        known = ", ".join(sorted(REGISTRY))
+        raise UsageError(f"{option} {text.strip()!r}: unknown regime {name!r}; choose from {known}")
     if not colon or not settings_text.strip():
-        raise UsageError(f"--tune {name!r} names no grid; give e.g. --tune '{name}:learning_rate=1e-5|2e-5'")
+        raise UsageError(f"{option} {name!r} names no grid; give e.g. {option} '{name}:learning_rate=1e-5|2e-5'")
     parameters = {parameter.name for parameter in REGISTRY[name].parameters}
     fixed: list[tuple[str, str]] = []
     grid: list[tuple[str, tuple[str, ...]]] = []
@@ -120,29 +122,29 @@ def parse_spec(text: str) -> TuneSpec:
         key, equals, value_text = (s.strip() for s in item.partition("="))
         values = tuple(v.strip() for v in value_text.split("|"))
         if not equals or not all(values):
-            raise UsageError(f"--tune {name!r}: setting {item!r} needs the form key=value or key=v1|v2|v3")
+            raise UsageError(f"{option} {name!r}: setting {item!r} needs the form key=value or key=v1|v2|v3")
         if key not in TRAINING_FIELDS and key not in parameters:
             known = ", ".join([*sorted(parameters), *TRAINING_FIELDS])
             raise UsageError(
-                f"--tune {name!r}: {key!r} is neither a parameter of the regime nor a training setting; "
+                f"{option} {name!r}: {key!r} is neither a parameter of the regime nor a training setting; "
                 f"choose from {known}"
             )
         if key in {k for k, _ in fixed} | {k for k, _ in grid}:
-            raise UsageError(f"--tune {name!r}: {key!r} is given twice; give each setting once")
+            raise UsageError(f"{option} {name!r}: {key!r} is given twice; give each setting once")
         if len(set(values)) != len(values):
-            raise UsageError(f"--tune {name!r}: {key} lists a value twice; give each value once")
+            raise UsageError(f"{option} {name!r}: {key} lists a value twice; give each value once")
         if len(values) == 1:
             fixed.append((key, values[0]))
         else:
             grid.append((key, values))
     spec = TuneSpec(regime=name, fixed=tuple(fixed), grid=tuple(grid))
     if not grid:
-        raise UsageError(f"--tune {spec.label!r} has one point only; give a setting several values, e.g. key=a|b")
+        raise UsageError(f"{option} {spec.label!r} has one point only; give a setting several values, e.g. key=a|b")
     try:
         spec.points()  # every value parses and every point is a valid regime, before any work
     except UsageError as error:
         message = str(error).removeprefix("--tune: ")
-        raise UsageError(f"--tune {spec.label!r}: {message}") from None
+        raise UsageError(f"{option} {spec.label!r}: {message}") from None
     return spec
 
 

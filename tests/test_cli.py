@@ -522,6 +522,16 @@ def test_reproduce_presets_can_be_widened_or_switched_off():
     assert config.seeds_for("teacher-distillation", 0.135) == (1, 2)
 
 
+def test_a_bad_static_search_is_refused_under_its_own_name():
+    """The static search is parsed like --tune, but the one-line error names the option the user typed."""
+    from benchmark.cli import build_parser, run_config
+    from benchmark.errors import UsageError
+
+    args = build_parser().parse_args(["reproduce", "--static-search", "self-distillation:target=0.1"])
+    with pytest.raises(UsageError, match=r"^--static-search 'self-distillation:target=0.1' has one point only"):
+        run_config(args)
+
+
 def test_reproduce_gives_both_claims_on_each_evaluation_set_with_the_static_search(tmp_path):
     """The real `reproduce` on tiny data: the claim cells on 2 seeds, the rest on the first, a 2-point static search,
     two evaluation sets; verdicts.csv has claim 1 and claim 2 for each set, the report the search and seed spread."""
