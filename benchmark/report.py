@@ -99,6 +99,8 @@ def result_rows(tables: Sequence[pd.DataFrame], state, config) -> list[dict]:
                     examples_budget=run.budget,
                     examples_consumed=outcome.examples_consumed,
                     examples_at_nonzero_lr=outcome.examples_at_nonzero_lr,
+                    examples_scheduled=outcome.examples_scheduled,
+                    examples_scheduled_at_nonzero_lr=outcome.examples_scheduled_at_nonzero_lr,
                     processes=outcome.processes,
                     steps=outcome.steps,
                     best_step=outcome.best_step,

@@ -61,6 +61,8 @@ class CurvePoint:
 class TrainingOutcome:
     examples_consumed: int = 0
     examples_at_nonzero_lr: int = 0  # examples of the steps taken at a learning rate > 0 (all of them)
+    examples_scheduled: int = 0  # examples in the batches the schedule spans (the budget's, every epoch)
+    examples_scheduled_at_nonzero_lr: int = 0  # of those, the ones whose step the schedule gives a rate > 0
     steps: int = 0
     best_step: int = 0
     best_examples: int = 0
@@ -97,6 +99,13 @@ def learning_rate_schedule(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, [lambda step, factor=factor: factor(step + 1) for factor in longer.lr_lambdas]
     )
+
+
+def scheduled_at_nonzero_rate(scheduler: torch.optim.lr_scheduler.LambdaLR, epochs: list[list[list]]) -> int:
+    """The examples of every scheduled step whose learning-rate factor is > 0, read off the schedule before any
+    step is taken: the whole budget when the schedule fits the batches, whether or not training stops early."""
+    steps = [len(batch) for batches in epochs for batch in batches]
+    return sum(size for step, size in enumerate(steps) if all(factor(step) > 0 for factor in scheduler.lr_lambdas))
 
 
 def spacing(config: TrainingConfig, total_examples: int) -> int:
@@ -160,6 +169,8 @@ def train(
     optimizer = torch.optim.AdamW(encoder.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = learning_rate_schedule(optimizer, config, total_steps)
     outcome = TrainingOutcome(best_validation=-math.inf, processes=processes.world_size)
+    outcome.examples_scheduled = total_examples
+    outcome.examples_scheduled_at_nonzero_lr = scheduled_at_nonzero_rate(scheduler, epochs)
     outcome.curve.append(CurvePoint(0, 0, 0.0, initial_validation))
     best_state = None
     if validation is not None and math.isfinite(initial_validation):  # step 0 is a candidate

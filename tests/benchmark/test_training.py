@@ -191,6 +191,8 @@ def test_patience_stops_early(tiny_encoder):
     assert outcome.status == "ok"
     assert outcome.steps == 3
     assert outcome.examples_consumed == 6  # counted, not the budget's 10
+    assert outcome.examples_at_nonzero_lr == 6
+    assert outcome.examples_scheduled_at_nonzero_lr == outcome.examples_scheduled == 10  # the budget, all at rate > 0
     assert [p.step for p in outcome.curve] == [0, 1, 2, 3]
     assert outcome.best_step == 1
     assert same_weights(tiny_encoder.state_copy(), validation.scored[0])
@@ -421,6 +423,7 @@ def test_a_regime_yielding_more_batches_trains_every_one_at_a_non_zero_rate(tiny
     outcome, _ = run(tiny_encoder, scripted(*RISING), regime=regime)
     assert outcome.steps == len(batches)
     assert outcome.examples_at_nonzero_lr == outcome.examples_consumed == len(TRIPLES)
+    assert outcome.examples_scheduled_at_nonzero_lr == outcome.examples_scheduled == len(TRIPLES)
 
 
 @pytest.fixture
@@ -478,6 +481,7 @@ def test_every_regime_trains_every_example_at_a_non_zero_rate(regime_name, tiny_
     assert outcome.status == "ok"
     assert outcome.steps == len(batches)
     assert outcome.examples_at_nonzero_lr == outcome.examples_consumed == expected
+    assert outcome.examples_scheduled_at_nonzero_lr == outcome.examples_scheduled == expected
 
 
 # --- validation spaced by examples ------------------------------------------------------------------------------
