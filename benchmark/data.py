@@ -18,14 +18,15 @@ from pathlib import Path
 import ir_datasets
 from ir_datasets.datasets.base import Dataset
 from ir_datasets.datasets.beir import BeirDocs, BeirQrels, BeirQueries, BeirTitleDoc
-from ir_datasets.formats import GenericQuery
+from ir_datasets.formats import GenericQuery, TsvDocPairs, TsvDocs, TsvQueries
 from ir_datasets.util import LocalDownload
 
 from benchmark.errors import UsageError
-from benchmark.triples import Triple
+from benchmark.triples import TripleStore
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels")
 BEIR_FIELDS = {"corpus.jsonl": ("_id", "title", "text"), "queries.jsonl": ("_id", "text")}
+MSMARCO_FILES = ("collection.tsv", "queries.train.tsv", "qidpidtriples.train.tsv")
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 NO_NETWORK_HINT = (
     "with no network, copy a seeded ir_datasets folder (for SciFact: ../shared/ir_datasets) to a writable place "
@@ -81,13 +82,13 @@ class Collection:
     def has_docpairs(self) -> bool:
         return self.dataset.has_docpairs()
 
-    def docpairs(self, limit: int | None = None) -> list[Triple]:
-        """The dataset's own training triples (query, first document, second document), as ir_datasets gives."""
+    def docpairs(self, limit: int | None = None) -> TripleStore:
+        """The dataset's own training triples (query, first document, second document), as ir_datasets gives,
+        coded into a compact store as they are read (MS MARCO's 40M docpairs in under 64 bytes each)."""
         return self._guard(
-            lambda: [
-                Triple(p.query_id, p.doc_id_a, p.doc_id_b)
-                for p in itertools.islice(self.dataset.docpairs_iter(), limit)
-            ],
+            lambda: TripleStore.from_rows(
+                (p.query_id, p.doc_id_a, p.doc_id_b) for p in itertools.islice(self.dataset.docpairs_iter(), limit)
+            ),
             "docpairs",
         )
 
@@ -227,7 +228,36 @@ def _folder_split(folder: Path, split: str) -> Collection:
     return Collection(name=f"{folder}:{split}", dataset=dataset, corpus_key=f"local/{key}", judged_queries_only=True)
 
 
+def is_msmarco_folder(folder: Path) -> bool:
+    """A folder in MS MARCO's layout (collection.tsv) rather than BEIR's."""
+    return (folder / MSMARCO_FILES[0]).exists()
+
+
+def _msmarco_folder(folder: Path) -> Collection:
+    """A local folder in MS MARCO passage's layout, read by ir_datasets' own TSV classes: collection.tsv
+    (pid, text), queries.train.tsv (qid, text) and qidpidtriples.train.tsv (qid, positive pid, negative pid: the
+    ids file ir_datasets caches for msmarco-passage/train/triples-small). It trains on its docpairs."""
+    missing = [name for name in MSMARCO_FILES if not (folder / name).exists()]
+    if missing:
+        raise UsageError(
+            f"{folder} looks like an MS MARCO folder but lacks {', '.join(missing)}; it needs "
+            f"{', '.join(MSMARCO_FILES)}"
+        )
+    key = hashlib.sha1(repr(_stamp(folder / MSMARCO_FILES[0])).encode()).hexdigest()[:12]
+    dataset = Dataset(
+        TsvDocs(LocalDownload(folder / MSMARCO_FILES[0]), namespace=f"local/{key}"),
+        TsvQueries(LocalDownload(folder / MSMARCO_FILES[1]), namespace=f"local/{key}"),
+        TsvDocPairs(LocalDownload(folder / MSMARCO_FILES[2])),
+    )
+    return Collection(name=f"{folder}:train", dataset=dataset, corpus_key=f"local/{key}")
+
+
 def _check_folder(folder: Path) -> None:
+    if is_msmarco_folder(folder):
+        raise UsageError(
+            f"{folder} is an MS MARCO-layout folder: it has training docpairs but no judgments to evaluate on; "
+            "name the evaluation set with --eval (for example msmarco-passage/dev/small or a BEIR folder)"
+        )
     missing = [name for name in BEIR_FILES if not (folder / name).exists()]
     if missing:
         raise UsageError(
@@ -263,6 +293,8 @@ def training_collection(spec: str) -> Collection:
         folder, split = _split_of_folder(spec)
         if not folder.is_dir():
             raise UsageError(f"dataset folder {folder} does not exist; pass an ir_datasets id or a BEIR folder")
+        if is_msmarco_folder(folder) and split in (None, "train"):
+            return _msmarco_folder(folder)
         _check_folder(folder)
         split = split or "train"
         if not (folder / "qrels" / f"{split}.tsv").exists():

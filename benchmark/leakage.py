@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from benchmark.data import Collection
-from benchmark.triples import Triple
+from benchmark.triples import Triple, TripleStore
 
 FILE = "leakage.json"
 
@@ -20,7 +20,11 @@ FILE = "leakage.json"
 def training_positives(collection: Collection, triples: Iterable[Triple] = ()) -> set[str]:
     """Documents judged relevant (grade > 0) in the training qrels; the triples' positives where there are none."""
     positives = {doc for docs in collection.qrels.values() for doc, grade in docs.items() if grade > 0}
-    return positives or {triple.positive_id for triple in triples}
+    if positives:
+        return positives
+    if isinstance(triples, TripleStore):  # MS MARCO's 40M docpairs: decode each distinct positive once
+        return triples.positive_ids()
+    return {triple.positive_id for triple in triples}
 
 
 def measure(

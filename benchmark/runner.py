@@ -57,7 +57,7 @@ from benchmark.measure import Meter
 from benchmark.progress import bar, say, silence
 from benchmark.run_folder import open_run_folder
 from benchmark.training import train
-from benchmark.triples import Triple
+from benchmark.triples import Triple, TripleStore
 from benchmark.validation import CorpusSettings, ValidationSet, build_validation_set
 from regimes import Regime
 
@@ -81,7 +81,7 @@ class RunState:
 
 
 # --- shared data preparation ------------------------------------------------------------------------
-def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tuple[list[Triple], dict]:
+def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tuple[TripleStore, dict]:
     """The dataset's docpairs, or BM25-mined triples cached on disk with the cost of their first mining."""
     data = config.data
     if collection.has_docpairs():
@@ -101,7 +101,7 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
     if cache.exists():
         cached = read_json(cache)
         meter.replay(cached["phase"])
-        triples = [Triple(*t) for t in cached["triples"]]
+        triples = TripleStore.from_rows(cached["triples"])
     else:
         index = BM25Index(collection, config.cache_dir)
         with meter.phase("mine") as record:
@@ -112,6 +112,7 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
             )
             record.count = len(triples)
         write_json(cache, {"settings": settings, "phase": record.row(), "triples": triples})
+        triples = TripleStore.from_triples(triples)
     if data.max_train_triples is not None:
         triples = triples[: data.max_train_triples]
     return triples, {"source": "mined with BM25", **settings, "cache": str(cache)}
@@ -120,7 +121,7 @@ def mined_triples(collection: Collection, config: RunConfig, meter: Meter) -> tu
 def validation_set(
     collection: Collection,
     split: Split,
-    triples: Sequence[Triple],
+    triples: TripleStore,
     config: RunConfig,
     meter: Meter,
     seed: int,
@@ -132,9 +133,8 @@ def validation_set(
     query_ids = split.validation_queries[: data.max_validation_queries]
     with meter.phase("prepare-validation", cell=f"seed={seed}") as record:
         qrels = {q: dict(collection.qrels.get(q, {})) for q in query_ids}
-        for triple in triples:
-            if triple.query_id in qrels and not collection.qrels:
-                qrels[triple.query_id][triple.positive_id] = 1
+        for triple in () if collection.qrels else triples.with_queries(qrels):
+            qrels[triple.query_id][triple.positive_id] = 1
         qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
         queries = {q: collection.queries[q] for q in qrels}
         validation = build_validation_set(

@@ -135,3 +135,37 @@ def test_an_edited_corpus_is_read_again(tiny_beir):
     after = training_collection(str(tiny_beir))
     assert after.corpus_key != before.corpus_key
     assert after.document_texts(["d1"]) == ["Edited a new text for the first document"]
+
+
+def write_msmarco_folder(folder, triples: list[tuple[str, str, str]]):
+    """A tiny folder in MS MARCO passage's layout: collection, train queries and the docpairs ids file."""
+    folder.mkdir()
+    (folder / "collection.tsv").write_text("".join(f"{pid}\tpassage {pid}\n" for pid in ("0", "7", "1234567")))
+    (folder / "queries.train.tsv").write_text("121352\twhat is a triple\n1000\tanother query\n")
+    (folder / "qidpidtriples.train.tsv").write_text("".join("\t".join(t) + "\n" for t in triples))
+    return folder
+
+
+def test_msmarco_layout_folder_trains_on_its_docpairs(tmp_path):
+    """collection.tsv, queries.train.tsv and qidpidtriples.train.tsv are read by ir_datasets into the store."""
+    triples = [("121352", "7", "0"), ("1000", "1234567", "7"), ("121352", "7", "1234567")]
+    collection = training_collection(str(write_msmarco_folder(tmp_path / "msmarco", triples)))
+    assert collection.has_docpairs() and collection.qrels == {}
+    assert list(collection.docpairs()) == triples
+    assert list(collection.docpairs(limit=2)) == triples[:2]
+    assert collection.queries["1000"] == "another query"
+    assert collection.document_texts(["1234567", "0"]) == ["passage 1234567", "passage 0"]
+
+
+def test_msmarco_layout_folder_is_not_an_evaluation_set(tmp_path):
+    """It has no judgments: the error names --eval."""
+    folder = write_msmarco_folder(tmp_path / "msmarco", [("1000", "0", "7")])
+    with pytest.raises(UsageError, match="--eval"):
+        evaluation_collection(str(folder))
+
+
+def test_msmarco_layout_folder_missing_its_docpairs_is_refused(tmp_path):
+    folder = write_msmarco_folder(tmp_path / "msmarco", [("1000", "0", "7")])
+    (folder / "qidpidtriples.train.tsv").unlink()
+    with pytest.raises(UsageError, match="qidpidtriples.train.tsv"):
+        training_collection(str(folder))
