@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.data import Collection
+from benchmark.distributed import ONE_PROCESS, Processes
 from benchmark.encoder import BiEncoder, EncoderConfig
 from benchmark.measure import Meter
 from benchmark.triples import Triple
@@ -29,3 +30,6 @@ class RegimeContext:
     # every training triple of the split (the budget is a prefix of them): what budget-independent teacher
     # normalisation and scale are fitted on; empty when a caller has only the budget
     training_triples: Sequence[Triple] = ()
+    # the processes that share teacher scoring: all of them on the main process, which leads; only it there
+    # (the others prepare from its caches)
+    processes: Processes = ONE_PROCESS

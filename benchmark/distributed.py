@@ -4,7 +4,12 @@ Every process holds a replica of the encoder and embeds its share of each batch;
 are gathered with gradients (``torch.distributed.nn.functional.all_gather``), so an in-batch loss sees as many
 negatives as in one process, while each process keeps its own queries as anchors. DistributedDataParallel
 averages the gradients. Each process's loss is weighted by its share of the batch, so the gradient equals the
-one-process gradient of the same global batch. The main process (rank 0) does everything else (see runner).
+one-process gradient of the same global batch.
+
+Outside training the main process (rank 0) leads and the others serve: where work is worth sharing (encoding a
+corpus, scoring teacher pairs) the main process broadcasts a :class:`Task` and runs it with them; everything else
+(data preparation, validation, retrieval, writing) runs on the main process while the others wait in
+:meth:`Processes.serve`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -20,7 +25,9 @@ from torch import nn
 
 from benchmark.encoder import BiEncoder
 from benchmark.triples import Triple
-from regimes.base import Regime, TripleEmbeddings
+
+if TYPE_CHECKING:  # regimes import this module (teachers share their scoring over the processes)
+    from regimes.base import Regime
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,43 @@ class Processes:
         if self.distributed:
             dist.barrier()
 
+    def scatter(self, parts: Sequence[Any] | None) -> Any:
+        """This process's item of the main process's ``parts`` (one per process; the others pass None)."""
+        if not self.distributed:
+            return parts[0] if parts is not None else None
+        box = [None]
+        dist.scatter_object_list(box, list(parts) if self.is_main else None, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every process's ``value`` in rank order, on the main process; None on the others."""
+        if not self.distributed:
+            return [value]
+        values = [None] * self.world_size if self.is_main else None
+        dist.gather_object(value, values, dst=0)
+        return values
+
+    def lead(self, task: Task) -> None:
+        """Main process: start ``task`` on the other processes (it then runs its own part of it with them)."""
+        if self.distributed:
+            self.broadcast(task)
+
+    def serve(self) -> Any:
+        """Other processes: run every task the main process leads, until it broadcasts a plain value; return it."""
+        while True:
+            message = self.broadcast(None)
+            if not isinstance(message, Task):
+                return message
+            message.serve(self)
+
+
+class Task:
+    """Work the main process shares: broadcast to the other processes, each of which runs :meth:`serve` in step
+    with the main process's own part (the same collectives, in the same order)."""
+
+    def serve(self, processes: Processes) -> None:
+        raise NotImplementedError
+
 
 ONE_PROCESS = Processes()
 
@@ -138,6 +182,8 @@ def batch_loss(
     The loss to back-propagate is the regime's loss of this process's rows times its share of the batch times
     the number of processes: DistributedDataParallel's average then gives the whole batch's gradient.
     """
+    from regimes.base import TripleEmbeddings
+
     rows = processes.rows(len(batch))
     local = batch[rows]
     # A process with no row of a short last batch embeds one triple and weights it 0: it must still take part

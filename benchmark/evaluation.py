@@ -1,24 +1,33 @@
 """Effectiveness through PyTerrier: encoders wrapped for pyterrier-dr, the corpus in a FlexIndex, the systems
 compared with ``pt.Experiment`` (paired t-tests against the initial encoder, Holm-corrected), run files in TREC
-format."""
+format.
+
+On several processes a corpus is encoded by all of them (:func:`build_index`): the main process reads the
+documents, hands each process its own run of ``CHUNK`` documents in turn, and writes the gathered embeddings into
+the one FlexIndex; retrieval and ``pt.Experiment`` stay on the main process.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pyterrier_dr
+import torch
 from ir_measures import RR, R, nDCG
 
 from benchmark.data import Collection
-from benchmark.encoder import BiEncoder
+from benchmark.distributed import ONE_PROCESS, Processes, Task
+from benchmark.encoder import BiEncoder, EncoderConfig
 from benchmark.files import safe_name
 from benchmark.measure import PhaseRecord
 from benchmark.progress import bar
@@ -26,6 +35,7 @@ from benchmark.progress import bar
 MEASURES = [nDCG @ 10, RR @ 10, R @ 100, R @ 1000]
 MEASURE_NAMES = [str(m) for m in MEASURES]
 SIGNIFICANCE_LEVEL = 0.05
+CHUNK = 1024  # documents pyterrier-dr hands the encoder at a time, and a process's run of a sharded corpus
 
 
 class PyTerrierBiEncoder(pyterrier_dr.BiEncoder):
@@ -35,7 +45,7 @@ class PyTerrierBiEncoder(pyterrier_dr.BiEncoder):
     """
 
     def __init__(self, encoder: BiEncoder, progress: Callable[[int], None] | None = None) -> None:
-        super().__init__(batch_size=1024, verbose=False)
+        super().__init__(batch_size=CHUNK, verbose=False)
         self.encoder = encoder
         self.progress = progress
 
@@ -53,15 +63,78 @@ class PyTerrierBiEncoder(pyterrier_dr.BiEncoder):
 
 
 def build_index(
-    encoder: BiEncoder, collection: Collection, path: Path, progress: Callable[[int], None] | None = None
+    encoder: BiEncoder,
+    collection: Collection,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    processes: Processes = ONE_PROCESS,
 ) -> pyterrier_dr.FlexIndex:
-    """Encode the whole corpus into a fresh FlexIndex at ``path``."""
+    """Encode the whole corpus into a fresh FlexIndex at ``path``; on several processes, with all of them (the
+    main process calls this; the others serve :class:`EncodeCorpus`)."""
     if path.exists():
         shutil.rmtree(path)
     index = pyterrier_dr.FlexIndex(str(path), verbose=False)
-    pipeline = PyTerrierBiEncoder(encoder, progress) >> index.indexer(mode="overwrite")
-    pipeline.index({"docno": doc_id, "text": text} for doc_id, text in collection.iter_documents())
+    documents = ({"docno": doc_id, "text": text} for doc_id, text in collection.iter_documents())
+    if not processes.distributed:
+        pipeline = PyTerrierBiEncoder(encoder, progress) >> index.indexer(mode="overwrite")
+        pipeline.index(documents)
+        return index
+    processes.lead(EncodeCorpus.of(encoder))
+    index.indexer(mode="overwrite").index(sharded_vectors(encoder, documents, processes, progress))
     return index
+
+
+def sharded_vectors(
+    encoder: BiEncoder,
+    documents: Iterable[dict],
+    processes: Processes,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[dict]:
+    """``{"docno", "doc_vec"}`` of every document in corpus order, each process encoding every ``world_size``-th
+    run of CHUNK documents: the same batches as one process, whose pyterrier-dr pipeline encodes CHUNK at a time."""
+    documents = iter(documents)
+    while group := list(itertools.islice(documents, CHUNK * processes.world_size)):
+        runs = [group[start : start + CHUNK] for start in range(0, CHUNK * processes.world_size, CHUNK)]
+        mine = processes.scatter([[d["text"] for d in run] for run in runs])
+        vectors = processes.gather(encode_documents(encoder, mine))
+        for run, run_vectors in zip(runs, vectors, strict=True):
+            for document, vector in zip(run, run_vectors, strict=True):
+                yield {"docno": document["docno"], "doc_vec": vector}
+        if progress is not None:
+            progress(len(group))
+    processes.scatter([None] * processes.world_size)  # the end of the corpus
+
+
+def encode_documents(encoder: BiEncoder, texts: list[str]) -> np.ndarray:
+    """Document embeddings of a run, which the corpus's last group may leave empty."""
+    if not texts:
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    return encoder.encode(texts, "doc")
+
+
+@dataclass
+class EncodeCorpus(Task):
+    """The other processes' part of :func:`build_index`: the main process's encoder, rebuilt from its settings and
+    its very weights (so an encoder never saved, or saved elsewhere, encodes the same), then their runs."""
+
+    config: EncoderConfig
+    path: str
+    dtype: str
+    state: dict
+
+    @classmethod
+    def of(cls, encoder: BiEncoder) -> EncodeCorpus:
+        dtype = str(next(encoder.model.parameters()).dtype)
+        return cls(encoder.config, encoder.path, dtype, encoder.state_copy())
+
+    def serve(self, processes: Processes) -> None:
+        encoder = BiEncoder(self.config, self.path)
+        if self.dtype != str(torch.float32):
+            encoder.for_inference()
+        encoder.load_state(self.state)
+        encoder.eval()
+        while (texts := processes.scatter(None)) is not None:
+            processes.gather(encode_documents(encoder, texts))
 
 
 class EvaluationEnvironment:
@@ -71,8 +144,11 @@ class EvaluationEnvironment:
     already indexed reuses that index.
     """
 
-    def __init__(self, collection: Collection, cache_dir: Path, meter, work: Path) -> None:
+    def __init__(
+        self, collection: Collection, cache_dir: Path, meter, work: Path, processes: Processes = ONE_PROCESS
+    ) -> None:
         self.collection = collection
+        self.processes = processes  # who encodes the corpus: every process, led by this (the main) one
         self.cache_dir = cache_dir
         self.meter = meter
         self.work = work
@@ -106,7 +182,7 @@ class EvaluationEnvironment:
         with self.meter.phase("index", cell=label) as record:
             total = self.collection.document_count
             with bar(f"index {self.collection.name} with {label}", total=total) as advance:
-                index = build_index(encoder, self.collection, path, advance)
+                index = build_index(encoder, self.collection, path, advance, self.processes)
             record.count = total
         return index, record
 

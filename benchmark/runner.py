@@ -14,7 +14,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -62,6 +61,7 @@ from benchmark.validation import CorpusSettings, ValidationSet, build_validation
 from regimes import Regime
 
 INITIAL = "initial"
+PREPARED, DONE = "prepared", "done"  # what the main process tells the serving processes (distributed.serve)
 BM25 = "bm25"
 CURVE_COLUMNS = ["regime", "data_fraction", "seed", "step", "examples_seen", "elapsed_s", "ndcg_at_10", "tune_point"]
 
@@ -126,6 +126,7 @@ def validation_set(
     meter: Meter,
     seed: int,
     initial: BiEncoder,
+    processes: distributed.Processes = distributed.ONE_PROCESS,
 ) -> ValidationSet:
     """All judged held-out queries (positives from qrels, or from their triples) and their validation corpus:
     the whole corpus when small, else positives, BM25 and initial-encoder top-k and a seeded random sample."""
@@ -144,19 +145,26 @@ def validation_set(
             CorpusSettings(data.validation_depth, data.validation_random_documents, data.validation_whole_corpus_up_to),
             seed,
             bm25=BM25Index(collection, config.cache_dir).rankings,
-            initial_encoder=initial_rankings(collection, initial, config, meter),
+            initial_encoder=initial_rankings(collection, initial, config, meter, processes),
         )
         record.count = len(queries)
     return validation
 
 
-def initial_rankings(collection: Collection, initial: BiEncoder, config: RunConfig, meter: Meter):
+def initial_rankings(
+    collection: Collection,
+    initial: BiEncoder,
+    config: RunConfig,
+    meter: Meter,
+    processes: distributed.Processes = distributed.ONE_PROCESS,
+):
     """Dense retrieval with the initial encoder over the whole corpus, from the initial encoder's corpus index
-    that evaluation uses too (built once into the cache, its cost a shared ``index`` phase, replayed on reuse)."""
+    that evaluation uses too (built once into the cache by every process, its cost a shared ``index`` phase,
+    replayed on reuse)."""
 
     def rankings(queries: dict[str, str], depth: int) -> dict[str, list[str]]:
         work = config.cache_dir / "flex"  # a reusable index is built into the cache, nothing under work
-        env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work)
+        env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work, processes)
         results = env.dense(initial, INITIAL, reusable=True)(topics_frame(queries))
         results = results.sort_values(["qid", "rank"])
         return {qid: list(group["docno"][:depth]) for qid, group in results.groupby("qid", sort=False)}
@@ -233,15 +241,16 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
         processes.barrier()  # the other processes read the mined triples from the cache
         if processes.distributed:
             say(
-                f"Training on {processes.world_size} processes ({torch.distributed.get_backend()}); this one, the "
-                "main process, prepares, validates, evaluates and writes"
+                f"Training on {processes.world_size} processes ({torch.distributed.get_backend()}), which also share "
+                "corpus encoding and teacher scoring; this one, the main process, prepares, validates, retrieves "
+                "and writes"
             )
         if folder.resumed:
             say(f"Continuing run {directory.name}: finished cells are loaded, the others trained")
         texts = text_lookup(train_collection)
         for seed in config.seeds:
             split = split_validation(triples, config.data.validation_fraction, seed)
-            validation = validation_set(train_collection, split, triples, config, meter, seed, initial)
+            validation = validation_set(train_collection, split, triples, config, meter, seed, initial, processes)
             state.notes.update(
                 training_triples=len(split.ordered_triples),
                 validation_queries=len(validation.queries),
@@ -284,14 +293,11 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
                 (state.tune_points if cell.label else state.regime_runs).append(regime_run)
             state.regime_runs += tuned_runs(specs, finished, config, seed, meter)
         initial.load_state(initial_state)
-        if processes.distributed:  # the other processes are done: evaluation runs here, on all of this machine
-            meter.accelerators = min(meter.accelerators, 1)
-            if device_probe.type == "cpu":
-                torch.set_num_threads(len(os.sched_getaffinity(0)))
-
+        # the other processes encode each corpus with this one, so every phase holds every process's accelerator
         tables = []
         for collection in eval_collections:
             tables.append(evaluate_collection(collection, initial, state, config, meter, work))
+        processes.broadcast(DONE)  # the other processes stop serving and end
         results = report.result_rows(tables, state, config)
         write_outputs(state, results, config, argv, started, eval_collections, begun)
         model_card.write_for_run(directory)  # after evaluation, from the rows just written: a card needs them
@@ -320,10 +326,17 @@ def run(config: RunConfig, regimes: list[Regime], argv: list[str]) -> int:
 
 
 def regime_context(
-    cell: Cell, collection: Collection, split: Split, config: RunConfig, meter: Meter, encoder: BiEncoder
+    cell: Cell,
+    collection: Collection,
+    split: Split,
+    config: RunConfig,
+    meter: Meter,
+    encoder: BiEncoder,
+    processes: distributed.Processes = distributed.ONE_PROCESS,
 ) -> RegimeContext:
     """What a cell's regime may use while it prepares (the same on every process): its budget, and all the
-    training triples for what must not depend on the budget (teacher normalisation and scale)."""
+    training triples for what must not depend on the budget (teacher normalisation and scale). The main
+    process passes every process, which then score teacher pairs with it; the others pass none."""
     return RegimeContext(
         label=cell.name,
         cell=cell.id,
@@ -336,6 +349,7 @@ def regime_context(
         batch_size=config.training.batch_size,
         encoder=encoder,
         training_triples=split.ordered_triples,
+        processes=processes,
     )
 
 
@@ -364,6 +378,7 @@ def measure_pairwise_accuracy(
         batch_size=config.training.batch_size,
         encoder=initial,
         training_triples=split.ordered_triples,
+        processes=state.processes,
     )
     found = pairwise_accuracy.measure(initial, specs, context, split.validation_triples)
     accuracies = state.notes.setdefault("pairwise_accuracy", {})
@@ -375,7 +390,8 @@ def run_worker(
     config: RunConfig, regimes: list[Regime], specs: list[tuning.TuneSpec], processes: distributed.Processes
 ) -> int:
     """A training process other than the main one: it trains on its rows of every batch, in step with the main
-    process, which prepares the data first (this one reads its caches), validates, evaluates and writes."""
+    process, which prepares the data first (this one reads its caches), validates, evaluates and writes; while the
+    main process works alone this one serves the tasks it leads (encoding a corpus, scoring teacher pairs)."""
     silence()
     device = BiEncoder.device_for(config.encoder)
     meter = Meter(device, energy=False)  # the main process measures the machine's energy
@@ -388,11 +404,11 @@ def run_worker(
     for seed in config.seeds:
         split = split_validation(triples, config.data.validation_fraction, seed)
         for cell, cell_config in planned_cells(regimes, specs, config, seed):
-            if processes.broadcast(None):  # finished by an earlier attempt of the run
+            if processes.serve():  # finished by an earlier attempt of the run
                 continue
             budget = split.budget(cell.fraction)
             encoder.load_state(initial_state)
-            processes.barrier()  # the main process has prepared this regime; its caches are there
+            processes.serve()  # the main process has prepared this regime (with us); its caches are there
             cell.regime.prepare(regime_context(cell, collection, split, cell_config, meter, encoder))
             train(
                 encoder,
@@ -408,6 +424,7 @@ def run_worker(
                 seed=seed,
                 processes=processes,
             )
+    processes.serve()  # the corpus encodings of evaluation, until the main process is done
     meter.close()
     return 0
 
@@ -500,8 +517,8 @@ def train_regime(
     regime, label = cell.regime, cell.name
     triples = split.budget(cell.fraction)
     encoder.load_state(initial_state)
-    regime.prepare(regime_context(cell, collection, split, config, meter, encoder))
-    processes.barrier()  # the other processes now prepare from this one's caches (teacher scores)
+    regime.prepare(regime_context(cell, collection, split, config, meter, encoder, processes))
+    processes.broadcast(PREPARED)  # the other processes now prepare from this one's caches (teacher scores)
     say(
         f"Training {label} (fraction {cell.fraction}, seed {cell.seed}) on {len(triples)} triples "
         f"(ceil({cell.fraction} x {len(split.ordered_triples)}))"
@@ -565,7 +582,8 @@ def evaluate_collection(
     passes a finished run's saved systems (benchmark.evaluate)."""
     topics, qrels = evaluation.topics_and_qrels(collection, config.data.max_eval_queries)
     name = evaluation.safe_name(collection.name)
-    env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name)
+    processes = getattr(state, "processes", distributed.ONE_PROCESS)  # every process encodes the corpora
+    env = evaluation.EvaluationEnvironment(collection, config.cache_dir, meter, work / name, processes)
     # every encoder is evaluated with the same inference treatment (bf16 weights where the precision is bf16);
     # a copy, because ``initial`` keeps its fp32 weights for the caller
     initial_for_inference = copy.deepcopy(initial).for_inference()

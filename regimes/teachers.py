@@ -11,8 +11,9 @@
 
 A pair's score depends on that pair alone: never on the budget, the fraction, the regime or what else is scored in
 the same call (the old per-query min-max over the scored pairs turned every two-document query of a small budget
-into margins of exactly +-1). A teacher is also a retrieval system where it can be one, so its ceiling is a row of
-the results table.
+into margins of exactly +-1). So on several processes a model teacher's pairs are shared out: each process scores a
+contiguous share (:func:`score_shared`) and the main process writes the one score cache. A teacher is also a
+retrieval system where it can be one, so its ceiling is a row of the results table.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pandas as pd
 import pyterrier as pt
 import torch
 
+from benchmark.distributed import ONE_PROCESS, Processes, Task
 from benchmark.errors import UsageError
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class Teacher(ABC):
     """Scores (query, document) pairs; higher means more relevant."""
 
     kind: ClassVar[str]
+    shardable: ClassVar[bool] = False  # a model worth sharing over processes (not BM25's index, not a file)
 
     def __init__(self, argument: str) -> None:
         self.argument = argument
@@ -109,6 +112,7 @@ class CrossEncoderTeacher(Teacher):
     """A cross-encoder (AutoModelForSequenceClassification): the relevance logit of each (query, document)."""
 
     kind = "cross-encoder"
+    shardable = True
     batch_size = 32
 
     def load(self, encoder_config: EncoderConfig) -> None:
@@ -167,6 +171,7 @@ class BiEncoderTeacher(Teacher):
     """A frozen bi-encoder: the similarity of its query and document embeddings."""
 
     kind = "bi-encoder"
+    shardable = True
 
     def load(self, encoder_config: EncoderConfig) -> None:
         from dataclasses import replace
@@ -420,11 +425,74 @@ def cached_teacher_scores(
         return {(q, d): s for q, d, s in cached["scores"]}
     with context.meter.phase(phase, charged_to=context.label, cell=context.cell) as record:
         say(f"Scoring {len(pairs)} (query, document) pairs with teacher {teacher.spec}")
-        scores = teacher.score_pairs(
-            pairs, TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
-        )
+        inputs = TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
+        scores = score_shared(teacher, pairs, inputs, getattr(context, "processes", None))
         record.count = len(pairs)
     write_json(
         cache, {"teacher": teacher.spec, "phase": record.row(), "scores": [[q, d, s] for (q, d), s in scores.items()]}
     )
     return scores
+
+
+@dataclass
+class PairTexts:
+    """One process's share of the pairs with their texts: what a teacher reads of a collection to score them."""
+
+    name: str
+    pairs: list[PairKey]
+    queries: dict[str, str]
+    documents: dict[str, str]
+
+    @classmethod
+    def of(cls, pairs: list[PairKey], collection: Collection) -> PairTexts:
+        doc_ids = sorted({d for _, d in pairs})
+        queries = {q: collection.queries[q] for q, _ in pairs}
+        return cls(collection.name, pairs, queries, dict(zip(doc_ids, collection.document_texts(doc_ids), strict=True)))
+
+    def document_texts(self, doc_ids: list[str]) -> list[str]:
+        return [self.documents[d] for d in doc_ids]
+
+
+def score_shared(
+    teacher: Teacher, pairs: Sequence[PairKey], inputs: TeacherInputs, processes: Processes | None = None
+) -> dict[PairKey, float]:
+    """``teacher.score_pairs``; on several processes, a model teacher's pairs in contiguous shares, one a process,
+    gathered here (on the main process) in the pairs' order. A score depends on its pair alone, so only the
+    batching changes (within floating-point noise)."""
+    processes = processes or ONE_PROCESS
+    if not (processes.distributed and teacher.shardable):
+        return teacher.score_pairs(pairs, inputs)
+    pairs = list(pairs)
+    rows = [Processes(rank, processes.world_size).rows(len(pairs)) for rank in range(processes.world_size)]
+    parts = [PairTexts.of(pairs[share], inputs.collection) for share in rows]
+    processes.lead(ScoreShare(teacher.spec, inputs.cache_dir, inputs.encoder_config))
+    mine = processes.scatter(parts)
+    found = processes.gather(_score_texts(teacher, mine, inputs.cache_dir, inputs.encoder_config))
+    return {pair: score for part in found for pair, score in part.items()}
+
+
+def _score_texts(teacher: Teacher, share: PairTexts, cache_dir: Path, encoder_config: Any) -> dict[PairKey, float]:
+    if not share.pairs:
+        return {}
+    return teacher.score_pairs(share.pairs, TeacherInputs(share, cache_dir, encoder_config))  # type: ignore[arg-type]
+
+
+_SERVING: dict[tuple, Teacher] = {}  # on a process other than the main one: teachers loaded once per process
+
+
+@dataclass
+class ScoreShare(Task):
+    """The other processes' part of :func:`score_shared`: the teacher, loaded once per process, scores its share."""
+
+    spec: str
+    cache_dir: Path
+    encoder_config: Any
+
+    def serve(self, processes: Processes) -> None:
+        key = (self.spec, repr(self.encoder_config))
+        if key not in _SERVING:
+            teacher = parse_teacher(self.spec)
+            teacher.load(self.encoder_config)
+            _SERVING[key] = teacher
+        share = processes.scatter(None)
+        processes.gather(_score_texts(_SERVING[key], share, self.cache_dir, self.encoder_config))

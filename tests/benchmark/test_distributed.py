@@ -74,7 +74,8 @@ SIZES = {"even batch": 6, "uneven batch": 5, "one triple": 1}  # one triple: the
 CASES = [(loss_name, size) for loss_name in LOSSES for size in SIZES]
 
 
-def worker(rank: int, world_size: int, port: int, model_dir: str, out: str) -> None:
+def join(rank: int, world_size: int, port: int) -> Processes:
+    """A spawned CPU process joins the others through accelerate, as under `accelerate launch` (gloo)."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -84,8 +85,13 @@ def worker(rank: int, world_size: int, port: int, model_dir: str, out: str) -> N
         LOCAL_WORLD_SIZE=str(world_size),
     )
     torch.set_num_threads(1)
-    processes = start(torch.device("cpu"))  # through accelerate, as `accelerate launch` would
+    processes = start(torch.device("cpu"))
     assert (processes.rank, processes.world_size) == (rank, world_size)
+    return processes
+
+
+def worker(rank: int, world_size: int, port: int, model_dir: str, out: str) -> None:
+    processes = join(rank, world_size, port)
     for loss_name, size in CASES:
         whole, gradients = loss_and_gradients(Path(model_dir), loss_name, SIZES[size], processes)
         torch.save({"loss": whole, "gradients": gradients}, Path(out) / f"{loss_name} {size} rank{rank}.pt")
