@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import re
 import subprocess
 import sys
@@ -283,6 +284,11 @@ def where(key: str, work: Work, wall: float, floor: float, padded_floor: float, 
     padding = padded_floor - floor
     rest = wall - padded_floor
     achieved = work.padded_flops / wall / 1e9 if wall > 0 else math.nan
+    if rest < 0:
+        return (
+            f"none: it ran at {achieved:.0f} GFLOP/s, above the {peak / 1e9:.0f} GFLOP/s peak measured now "
+            "(the machine is busier now than during the run, so this floor is too high)"
+        )
     return (
         f"padding {padding:.1f} s ({(work.padded_flops / work.flops - 1) * 100:.0f}% more FLOPs); "
         f"{rest:.1f} s kernels below peak ({achieved:.0f} of {peak / 1e9:.0f} GFLOP/s as run: attention, "
@@ -321,7 +327,11 @@ def render(run: RunWork, console: Console) -> str:
     console.print(
         f"model: {run.shape} ({sum(p.numel() for p in run.encoder.model.parameters()) / 1e6:.1f} M parameters)"
     )
-    console.print(f"measured here: bf16 matmul peak {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    console.print(
+        f"measured here, now: bf16 matmul peak {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s "
+        f"(load average {load} on {os.cpu_count()} CPUs: on a busy machine the peak is low and the floor high)"
+    )
     console.print(f"measured by the run: wall-clock {wall:.1f} s (manifest.json), per phase (phases.csv)")
     console.print(
         "estimated: FLOPs from the model's shape and re-tokenised texts (see the docstring for what is exact)"

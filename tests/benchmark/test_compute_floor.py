@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -77,13 +76,12 @@ def test_padded_flops_count_every_sequence_at_its_batchs_longest():
     assert sorted_batches([1, 9, 4, 7], 2, chunk=2) == [[9, 1], [7, 4]]
 
 
-def test_a_folder_without_results_is_refused_in_one_line(tmp_path):
-    script = BENCHMARKS / "compute_floor.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--run", str(tmp_path)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+def test_a_folder_without_results_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["compute_floor.py", "--run", str(tmp_path)])
+    with pytest.raises(SystemExit) as stopped:
+        compute_floor.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"compute_floor: {tmp_path} holds no results.csv; pass a finished run's folder, results/<run-id>"
     ]
 
