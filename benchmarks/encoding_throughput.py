@@ -23,6 +23,48 @@ from benchmark.encoder import DEFAULT_MODEL, BiEncoder, EncoderConfig, resolve_m
 from benchmark.evaluation import MEASURES, retriever, topics_and_qrels
 
 
+def compare(
+    texts: list[str], max_length: int = 256, batch_size: int = 32, precision: str = "auto"
+) -> tuple[dict, np.ndarray, np.ndarray, BiEncoder, pyterrier_dr.SBertBiEncoder]:
+    """Both sides encode ``texts``, timed one after the other in this process; the figures and both embeddings."""
+    peer = pyterrier_dr.SBertBiEncoder(resolve_model(DEFAULT_MODEL), batch_size=batch_size, device="cpu")
+    peer.model.max_seq_length = max_length
+    # The evaluation path: a trained encoder is indexed with its weights in the inference precision.
+    ours = BiEncoder(EncoderConfig(max_doc_length=max_length, precision=precision, device="cpu"))
+    ours.for_inference()
+
+    peer.encode_docs(texts[:16])  # warm up both sides
+    ours.encode(texts[:16], "doc", batch_size)
+    started = time.perf_counter()
+    peer_vectors = peer.encode_docs(texts)
+    peer_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    our_vectors = ours.encode(texts, "doc", batch_size)
+    our_seconds = time.perf_counter() - started
+    cosine = (peer_vectors * our_vectors).sum(1) / (
+        np.linalg.norm(peer_vectors, axis=1) * np.linalg.norm(our_vectors, axis=1)
+    )
+    figures = {
+        "documents": len(texts),
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "precision": ours.precision,
+        "peer_docs_per_s": len(texts) / peer_seconds,
+        "ours_docs_per_s": len(texts) / our_seconds,
+        "peer_s": peer_seconds,
+        "ours_s": our_seconds,
+        "ratio": peer_seconds / our_seconds,
+        "cosine_min": float(cosine.min()),
+        "cosine_mean": float(cosine.mean()),
+    }
+    return figures, peer_vectors, our_vectors, ours, peer
+
+
+def scifact_documents(limit: int | None = None) -> list[tuple[str, str]]:
+    """SciFact's documents (id, text), or its first ``limit``."""
+    return list(evaluation_collection("beir/scifact/test").iter_documents())[:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=None, help="encode only the first N documents (no nDCG then)")
@@ -32,32 +74,15 @@ def main() -> None:
     args = parser.parse_args()
 
     collection = evaluation_collection("beir/scifact/test")
-    docs = list(collection.iter_documents())[: args.docs]
-    texts = [text for _, text in docs]
-
-    peer = pyterrier_dr.SBertBiEncoder(resolve_model(DEFAULT_MODEL), batch_size=args.batch_size, device="cpu")
-    peer.model.max_seq_length = args.max_length
-    # The evaluation path: a trained encoder is indexed with its weights in the inference precision.
-    ours = BiEncoder(EncoderConfig(max_doc_length=args.max_length, precision=args.precision, device="cpu"))
-    ours.for_inference()
-
-    peer.encode_docs(texts[:16])  # warm up both sides
-    ours.encode(texts[:16], "doc", args.batch_size)
-    started = time.perf_counter()
-    peer_vectors = peer.encode_docs(texts)
-    peer_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    our_vectors = ours.encode(texts, "doc", args.batch_size)
-    our_seconds = time.perf_counter() - started
-
-    cosine = (peer_vectors * our_vectors).sum(1) / (
-        np.linalg.norm(peer_vectors, axis=1) * np.linalg.norm(our_vectors, axis=1)
+    docs = scifact_documents(args.docs)
+    f, peer_vectors, our_vectors, ours, peer = compare(
+        [text for _, text in docs], args.max_length, args.batch_size, args.precision
     )
-    print(f"documents: {len(texts)}, max length {args.max_length}, batch size {args.batch_size}")
-    print(f"SBertBiEncoder fp32:      {len(texts) / peer_seconds:8.1f} docs/s ({peer_seconds:.1f} s)")
-    print(f"benchmark ({ours.precision}):         {len(texts) / our_seconds:8.1f} docs/s ({our_seconds:.1f} s)")
-    print(f"ratio: {peer_seconds / our_seconds:.2f}x")
-    print(f"cosine to fp32: min {cosine.min():.5f}, mean {cosine.mean():.5f}")
+    print(f"documents: {f['documents']}, max length {f['max_length']}, batch size {f['batch_size']}")
+    print(f"SBertBiEncoder fp32:      {f['peer_docs_per_s']:8.1f} docs/s ({f['peer_s']:.1f} s)")
+    print(f"benchmark ({f['precision']}):         {f['ours_docs_per_s']:8.1f} docs/s ({f['ours_s']:.1f} s)")
+    print(f"ratio: {f['ratio']:.2f}x")
+    print(f"cosine to fp32: min {f['cosine_min']:.5f}, mean {f['cosine_mean']:.5f}")
 
     if args.docs is None:
         topics, qrels = topics_and_qrels(collection, None)
