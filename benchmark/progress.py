@@ -25,6 +25,18 @@ def silence() -> None:
     status_console.quiet = True
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No output from this toolkit's consoles inside the block, as before it after (a script that rebuilds a
+    run's data in a process that goes on printing, or a test)."""
+    saved = console.quiet, status_console.quiet
+    silence()
+    try:
+        yield
+    finally:
+        console.quiet, status_console.quiet = saved
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

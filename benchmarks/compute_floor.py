@@ -98,9 +98,7 @@ class RunWork:
         from benchmark.encoder import BiEncoder
         from benchmark.files import read_json
         from benchmark.measure import Meter
-        from benchmark.progress import silence
 
-        silence()
         self.directory = directory
         self.manifest = read_json(directory / "manifest.json")
         self.phases = read_rows(directory / "phases.csv")
@@ -367,8 +365,11 @@ def main() -> None:
         sys.exit(2)
     if directory is None:
         directory = run_main_command(args.out)
+    from benchmark.progress import quiet
+
     console = Console(width=200)
-    last = render(RunWork(directory), console)
+    with quiet():  # the toolkit's own status lines while the run's data is rebuilt
+        last = render(RunWork(directory), console)
     print(last)
 
 

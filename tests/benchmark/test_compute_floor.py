@@ -117,6 +117,9 @@ def test_last_line_and_flops_of_a_tiny_run_folder(tiny_beir, tiny_model_dir, tmp
     monkeypatch.setattr(compute_floor, "matmul_peak", lambda dtype: 1e6)  # a known peak: a known floor
 
     found = compute_floor.RunWork(run)
+    from benchmark import progress
+
+    assert not progress.console.quiet and not progress.status_console.quiet  # rebuilding silences nothing for good
     works, walls, replayed = compute_floor.account(found)
     lengths = [
         len(ids)
@@ -130,3 +133,19 @@ def test_last_line_and_flops_of_a_tiny_run_folder(tiny_beir, tiny_model_dir, tmp
     floor = works["index"].flops / 1e6
     assert last == f"main command: wall 50.0 s, floor {floor:.1f} s, ratio {50.0 / floor:.2f}"
     assert re.fullmatch(r"main command: wall \d+\.\d s, floor \d+\.\d s, ratio \d+\.\d\d", last)
+
+
+def test_the_script_leaves_the_toolkits_output_on(tiny_beir, tmp_path, monkeypatch, capsys):
+    """compute_floor quiets the toolkit's status lines only while it rebuilds a run: a test (or any caller)
+    printing after it still prints."""
+    from benchmark import progress
+
+    monkeypatch.setattr(compute_floor, "RunWork", lambda directory: progress.say("rebuilding") or directory)
+    monkeypatch.setattr(compute_floor, "render", lambda work, console: "main command: wall 1.0 s")
+    (tmp_path / "results.csv").write_text("eval_set,system\n")
+    monkeypatch.setattr(sys, "argv", ["compute_floor.py", "--run", str(tmp_path)])
+    compute_floor.main()
+    progress.say("after")
+    printed = capsys.readouterr()
+    assert "rebuilding" not in printed.err and "after" in printed.err
+    assert printed.out.strip().splitlines()[-1] == "main command: wall 1.0 s"
