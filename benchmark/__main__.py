@@ -1,7 +1,7 @@
-"""``python -m benchmark``: see benchmark.cli."""
+"""``python -m benchmark``: see benchmark.run.cli."""
 
 import sys
 
-from benchmark.cli import main
+from benchmark.run.cli import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from benchmark.errors import UsageError
+from benchmark.common.errors import UsageError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 Pooling = Literal["mean", "cls", "pooler"]

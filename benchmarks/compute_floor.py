@@ -93,11 +93,11 @@ class RunWork:
     """A finished run rebuilt far enough to count its tokens: data, triples, splits, validation sets."""
 
     def __init__(self, directory: Path) -> None:
-        from benchmark.config import from_stored
-        from benchmark.data import default_evaluation, evaluation_collection, training_collection
+        from benchmark.common.files import read_json
+        from benchmark.data.collections import default_evaluation, evaluation_collection, training_collection
         from benchmark.encoder import BiEncoder
-        from benchmark.files import read_json
-        from benchmark.measure import Meter
+        from benchmark.measurement.phases import Meter
+        from benchmark.run.config import from_stored
 
         self.directory = directory
         self.manifest = read_json(directory / "manifest.json")
@@ -121,21 +121,21 @@ class RunWork:
     @property
     def triples(self):
         if self._triples is None:
-            from benchmark.runner import mined_triples
+            from benchmark.run.runner import mined_triples
 
             self._triples, _ = mined_triples(self.train_collection, self.config, self.meter)
         return self._triples
 
     def split(self, seed: int):
         if seed not in self._splits:
-            from benchmark.budget import split_validation
+            from benchmark.data.budget import split_validation
 
             self._splits[seed] = split_validation(self.triples, self.config.data.validation_fraction, seed)
         return self._splits[seed]
 
     def validation(self, seed: int):
         if seed not in self._validation:
-            from benchmark.runner import validation_set
+            from benchmark.run.runner import validation_set
 
             self._validation[seed] = validation_set(
                 self.train_collection, self.split(seed), self.triples, self.config, self.meter, seed, self.encoder
@@ -204,7 +204,7 @@ class RunWork:
         work.how.append(f"{row['cell']}: {len(lengths)} documents of {collection.name}")
 
     def evaluate(self, row: dict, work: Work) -> None:
-        from benchmark.evaluation import topics_and_qrels
+        from benchmark.evaluation.systems import topics_and_qrels
 
         collection = next((c for c in self.eval_collections if c.name == row["cell"]), self.eval_collections[0])
         topics, _ = topics_and_qrels(collection, self.config.data.max_eval_queries)
@@ -365,7 +365,7 @@ def main() -> None:
         sys.exit(2)
     if directory is None:
         directory = run_main_command(args.out)
-    from benchmark.progress import quiet
+    from benchmark.common.progress import quiet
 
     console = Console(width=200)
     with quiet():  # the toolkit's own status lines while the run's data is rebuilt

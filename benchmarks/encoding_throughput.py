@@ -18,9 +18,9 @@ import numpy as np
 import pyterrier as pt
 import pyterrier_dr
 
-from benchmark.data import evaluation_collection
+from benchmark.data.collections import evaluation_collection
 from benchmark.encoder import DEFAULT_MODEL, BiEncoder, EncoderConfig, resolve_model
-from benchmark.evaluation import MEASURES, retriever, topics_and_qrels
+from benchmark.evaluation.systems import MEASURES, retriever, topics_and_qrels
 
 
 def compare(

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmark.data import evaluation_collection
+from benchmark.data.collections import evaluation_collection
 from benchmark.encoder import BiEncoder, EncoderConfig
 
 SHAPES = [(8192, 8192, 8192), (16384, 1536, 384), (16384, 384, 1536), (16384, 4096, 1024)]  # (m, n, k)

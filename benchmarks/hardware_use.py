@@ -15,9 +15,9 @@ import time
 import torch
 from flops import BACKWARD_FACTOR, EncoderShape, matmul_peak
 
-from benchmark.cli import probability_or_model
-from benchmark.data import training_collection
+from benchmark.data.collections import training_collection
 from benchmark.encoder import BiEncoder, EncoderConfig
+from benchmark.run.cli import probability_or_model
 from regimes.base import TripleEmbeddings
 from regimes.self_distillation import AdaptiveMarginLoss
 

@@ -121,9 +121,9 @@ def write_dataset(folder: Path, triples: int, seed: int) -> dict:
 
 def measure(folder: Path, triples: int, seed: int, validation_fraction: float, fractions: list[float]) -> dict:
     """Run the toolkit's data path on ``folder`` in this (fresh) process; its memory and times."""
-    from benchmark.budget import split_validation
-    from benchmark.data import training_collection
-    from benchmark.runner import text_lookup
+    from benchmark.data.budget import split_validation
+    from benchmark.data.collections import training_collection
+    from benchmark.run.runner import text_lookup
 
     gc.collect()
     before = resident_bytes()

@@ -29,8 +29,8 @@ from regimes.teacher_distillation import MarginMSELoss
 
 def load_triples(count: int):
     """The first triples of SciFact's train split with margins of the bi-encoder teacher, made here."""
-    from benchmark.bm25 import BM25Index, mine_triples
-    from benchmark.data import training_collection
+    from benchmark.data.bm25 import BM25Index, mine_triples
+    from benchmark.data.collections import training_collection
     from regimes.teachers import TeacherInputs, parse_teacher
 
     collection = training_collection("beir/scifact")

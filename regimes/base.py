@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from benchmark.errors import UsageError
+from benchmark.common.errors import UsageError
 
 if TYPE_CHECKING:
-    from benchmark.context import RegimeContext
+    from benchmark.data.triples import Triple
     from benchmark.encoder import EncoderConfig
-    from benchmark.triples import Triple
+    from benchmark.training.context import RegimeContext
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """Pairwise similarity: (n, dim) x (m, dim) -> (n, m)."""

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from benchmark.errors import UsageError
-from benchmark.triples import Triple
+from benchmark.common.errors import UsageError
+from benchmark.data.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teacher_distillation import MarginMSELoss, margin_mse_on_teacher, scaled_teacher_scores
 from regimes.teacher_scale import parse_teacher_scale

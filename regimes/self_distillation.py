@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.errors import UsageError
+from benchmark.common.errors import UsageError
 from regimes.base import Parameter, Regime, TripleEmbeddings, parse_bool, register
 
 Target = Literal["adaptive", "distributed"] | float
@@ -163,7 +163,9 @@ class SelfDistillation(Regime):
                 "regime self-distillation: target=distributed cannot be combined with in_batch=true; add in_batch=false"
             )
         if self.settings["pairing"] == "reference":
-            from benchmark.distributed import launched_processes  # here: benchmark.distributed imports regimes
+            from benchmark.training.distributed import (
+                launched_processes,  # here: benchmark.training.distributed imports regimes
+            )
 
             if not self.settings["in_batch"]:
                 raise UsageError("regime self-distillation: pairing=reference needs in_batch=true; drop pairing")

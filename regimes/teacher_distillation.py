@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.errors import UsageError
-from benchmark.progress import say
-from benchmark.triples import Triple
+from benchmark.common.errors import UsageError
+from benchmark.common.progress import say
+from benchmark.data.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teacher_scale import fitted_teacher_scale, parse_teacher_scale
 from regimes.teachers import (

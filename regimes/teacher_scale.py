@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.triples import Triple
+from benchmark.data.triples import Triple
 from regimes.teachers import PairKey
 
 
@@ -59,8 +59,8 @@ def rms_ratio(student: np.ndarray, teacher: np.ndarray) -> float:
 def initial_margins(context: Any) -> dict[Triple, float]:
     """The initial encoder's margin sim(q,d+) - sim(q,d-) on every training triple, in the phase ``teacher-scale``
     charged to the regime; cached on disk by encoder and triples, a reuse charged the original cost."""
-    from benchmark.files import read_json, write_json
-    from benchmark.progress import say
+    from benchmark.common.files import read_json, write_json
+    from benchmark.common.progress import say
 
     triples = list(context.training_triples)
     encoder = context.encoder

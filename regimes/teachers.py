@@ -34,13 +34,13 @@ import pandas as pd
 import pyterrier as pt
 import torch
 
-from benchmark.distributed import ONE_PROCESS, Processes, Task
-from benchmark.errors import UsageError
+from benchmark.common.errors import UsageError
+from benchmark.training.distributed import ONE_PROCESS, Processes, Task
 
 if TYPE_CHECKING:
-    from benchmark.data import Collection
+    from benchmark.data.collections import Collection
+    from benchmark.data.triples import Triple
     from benchmark.encoder import EncoderConfig
-    from benchmark.triples import Triple
 
 PairKey = tuple[str, str]  # (query id, document id)
 DEFAULT_TEACHER = "ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2"
@@ -214,7 +214,7 @@ class BM25Teacher(Teacher):
     kind = "bm25"
 
     def score_pairs(self, pairs, inputs):
-        from benchmark.bm25 import BM25Index
+        from benchmark.data.bm25 import BM25Index
 
         by_query: dict[str, list[str]] = defaultdict(list)
         for query_id, doc_id in pairs:
@@ -412,8 +412,8 @@ def cached_teacher_scores(
     The cache is keyed by the teacher's fingerprint, the dataset and the pairs; a reused entry is charged the
     measured cost of the original scoring, marked as reused.
     """
-    from benchmark.files import read_json, write_json
-    from benchmark.progress import say
+    from benchmark.common.files import read_json, write_json
+    from benchmark.common.progress import say
 
     key = hashlib.sha1(
         json.dumps([teacher.fingerprint(context.encoder_config), context.collection.name, list(pairs)]).encode()

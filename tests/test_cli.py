@@ -191,7 +191,7 @@ TIMING_COLUMNS = {"run_id", "train_wall_to_best_s", "reused_phases"} | {
 SLOW_REGIME_CLI = """
 import sys, time
 from pathlib import Path
-import benchmark.training as training
+import benchmark.training.loop as training
 
 marker, slow_label, original = Path(sys.argv[1]), sys.argv[2], training.train
 
@@ -206,7 +206,7 @@ def train(*args, **kwargs):
     return original(*args, **kwargs)
 
 training.train = train
-from benchmark.cli import main
+from benchmark.run.cli import main
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -433,8 +433,8 @@ def test_two_processes_consume_the_same_examples_as_one(tiny_setup, tmp_path):
 )
 def test_verdict_options_refuse_bad_values_in_one_line(args, words):
     """Checked by the parser, before any work (in-process: no subprocess needed)."""
-    from benchmark.cli import build_parser
-    from benchmark.errors import UsageError
+    from benchmark.common.errors import UsageError
+    from benchmark.run.cli import build_parser
 
     with pytest.raises(UsageError) as error:
         build_parser().parse_args(["run", *args])
@@ -442,7 +442,7 @@ def test_verdict_options_refuse_bad_values_in_one_line(args, words):
 
 
 def test_verdict_options_accept_zero_learning_rate_and_no_reference_fraction():
-    from benchmark.cli import build_parser
+    from benchmark.run.cli import build_parser
 
     args = build_parser().parse_args(["run", "--learning-rate", "0", "--reference-fraction", "none"])
     assert args.learning_rate == 0 and args.reference_fraction is None and args.equivalence_margin == 0.02
@@ -498,7 +498,7 @@ def test_tuned_teacher_distillation_selects_on_validation_and_charges_its_search
 def test_reproduce_defaults_three_seeds_for_the_claim_cells_the_static_search_and_vaswani():
     """`reproduce`: self-distillation at 0.135 and the reference at 1.0 on 3 seeds, the reference's other curve
     points and the static-margin search (the paper's parametrized comparator) on the first, two evaluation sets."""
-    from benchmark.cli import REPRODUCE_STATIC_GRID, build_parser, run_config
+    from benchmark.run.cli import REPRODUCE_STATIC_GRID, build_parser, run_config
 
     config, regimes = run_config(build_parser().parse_args(["reproduce"]))
     assert [regime.label for regime in regimes] == ["self-distillation", "teacher-distillation"]
@@ -513,7 +513,7 @@ def test_reproduce_defaults_three_seeds_for_the_claim_cells_the_static_search_an
 
 
 def test_reproduce_presets_can_be_widened_or_switched_off():
-    from benchmark.cli import build_parser, run_config
+    from benchmark.run.cli import build_parser, run_config
 
     options = ["--other-seeds", "all", "--static-search", "none", "--eval", "beir/scifact/test", "--seeds", "1,2"]
     args = build_parser().parse_args(["reproduce", *options])
@@ -524,8 +524,8 @@ def test_reproduce_presets_can_be_widened_or_switched_off():
 
 def test_a_bad_static_search_is_refused_under_its_own_name():
     """The static search is parsed like --tune, but the one-line error names the option the user typed."""
-    from benchmark.cli import build_parser, run_config
-    from benchmark.errors import UsageError
+    from benchmark.common.errors import UsageError
+    from benchmark.run.cli import build_parser, run_config
 
     args = build_parser().parse_args(["reproduce", "--static-search", "self-distillation:target=0.1"])
     with pytest.raises(UsageError, match=r"^--static-search 'self-distillation:target=0.1' has one point only"):

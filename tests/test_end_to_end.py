@@ -180,10 +180,10 @@ def test_tables_are_printed(finished_run):
 
 def test_initial_encoder_matches_published_scifact_score(ir_datasets_home, tmp_path):
     """all-MiniLM-L6-v2 at 256 tokens scores nDCG@10 0.6451 on beir/scifact/test (MTEB); we must reproduce it."""
-    from benchmark.bm25 import BM25Index
-    from benchmark.data import evaluation_collection
+    from benchmark.data.bm25 import BM25Index
+    from benchmark.data.collections import evaluation_collection
     from benchmark.encoder import BiEncoder, EncoderConfig
-    from benchmark.evaluation import build_index, experiment, retriever, topics_and_qrels
+    from benchmark.evaluation.systems import build_index, experiment, retriever, topics_and_qrels
 
     collection = evaluation_collection("beir/scifact/test")
     encoder = BiEncoder(EncoderConfig(max_doc_length=256))

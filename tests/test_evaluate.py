@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.evaluation import safe_name
+from benchmark.evaluation.systems import safe_name
 from tests.test_cli import TINY_RUN, assert_one_line_error, cli, read_rows
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")

@@ -60,8 +60,8 @@ def test_fresh_pytest_with_nothing_exported_finds_the_data_without_network(tmp_p
 def test_vaswani_is_an_evaluation_set_of_the_toolkit(ir_datasets_home):
     """`--eval vaswani` (reproduce's out-of-domain default) through the toolkit's own loading: its topics, judgments
     and documents (ir_datasets' vaswani declares docs_namespace without self; the id is its corpus key)."""
-    from benchmark.data import evaluation_collection
-    from benchmark.evaluation import topics_and_qrels
+    from benchmark.data.collections import evaluation_collection
+    from benchmark.evaluation.systems import topics_and_qrels
 
     collection = evaluation_collection("vaswani")
     topics, qrels = topics_and_qrels(collection, None)

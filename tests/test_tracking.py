@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import tracking
-from benchmark.measure import PhaseRecord
+from benchmark.measurement import tracking
+from benchmark.measurement.phases import PhaseRecord
 from tests.no_network import block_network
 from tests.test_cli import TIMING_COLUMNS, assert_one_line_error, cli, finished_cells, read_rows, tiny_setup
 
@@ -30,7 +30,7 @@ TWO_CELLS = ["--regimes", "self-distillation,teacher-distillation"]  # after TIN
 # Prints, after the run, which tracker modules the process imported.
 IMPORTS_REPORTED = """
 import sys
-from benchmark.cli import main
+from benchmark.run.cli import main
 status = main(sys.argv[1:])
 trackers = ("tensorboard", "tensorboardX", "wandb", "mlflow")
 print("imported:", sorted(m for m in sys.modules if m.split(".")[0] in trackers or m == "torch.utils.tensorboard"))
@@ -215,7 +215,7 @@ def test_cells_whose_ids_clean_alike_get_apart_namespaces():
 
 
 def test_hyperparameters_are_flat_scalars():
-    from benchmark.config import RunConfig
+    from benchmark.run.config import RunConfig
 
     values = tracking.hyperparameters(RunConfig(regimes=("self-distillation",), seeds=(1, 2)))
     assert values["seeds"] == "[1, 2]"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.common.errors import UsageError
 from benchmark.encoder import DEFAULT_MODEL, BiEncoder, EncoderConfig, resolve_model
-from benchmark.errors import UsageError
 from tests.benchmark.conftest import make_encoder
 
 TEXTS = [

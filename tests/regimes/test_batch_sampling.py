@@ -20,12 +20,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from benchmark.context import RegimeContext
-from benchmark.data import training_collection
+from benchmark.common.errors import UsageError
+from benchmark.data.collections import training_collection
+from benchmark.data.triples import Triple
 from benchmark.encoder import BiEncoder, EncoderConfig
-from benchmark.errors import UsageError
-from benchmark.measure import Meter
-from benchmark.triples import Triple
+from benchmark.measurement.phases import Meter
+from benchmark.training.context import RegimeContext
 from regimes.base import REGISTRY, Regime, TripleEmbeddings
 from regimes.batch_sampling import (
     PAPER_QUERIES_PER_CLUSTER,

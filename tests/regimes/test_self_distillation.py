@@ -20,7 +20,7 @@ import math
 import pytest
 import torch
 
-from benchmark.errors import UsageError
+from benchmark.common.errors import UsageError
 from regimes.base import REGISTRY, TripleEmbeddings
 from regimes.self_distillation import AdaptiveMarginLoss, SelfDistillation
 

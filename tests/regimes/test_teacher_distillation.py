@@ -19,14 +19,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from benchmark import pairwise_accuracy as pairwise
-from benchmark.bm25 import BM25Index
-from benchmark.context import RegimeContext
-from benchmark.data import training_collection
+from benchmark.common.errors import UsageError
+from benchmark.data.bm25 import BM25Index
+from benchmark.data.collections import training_collection
+from benchmark.data.triples import Triple
 from benchmark.encoder import BiEncoder, EncoderConfig
-from benchmark.errors import UsageError
-from benchmark.measure import Meter
-from benchmark.triples import Triple
+from benchmark.evaluation import pairwise_accuracy as pairwise
+from benchmark.measurement.phases import Meter
+from benchmark.training.context import RegimeContext
 from regimes.base import REGISTRY, TripleEmbeddings
 from regimes.teacher_distillation import MarginMSELoss, TeacherDistillation
 from regimes.teachers import (

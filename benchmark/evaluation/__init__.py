@@ -1,0 +1,1 @@
+"""PyTerrier systems and pt.Experiment, significance tests, pairwise accuracy, leakage."""

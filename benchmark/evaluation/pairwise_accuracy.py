@@ -1,0 +1,75 @@
+"""Pairwise accuracy on the held-out validation triples: how often a scorer puts the positive above the negative.
+
+A teacher is only worth distilling if it orders the pairs better than the student already does; this is measured
+for the initial encoder and for every distinct teacher of the run, once per seed, in the phase
+``pairwise-accuracy`` charged to no regime, and written as the column ``pairwise_accuracy`` of their rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmark.common.progress import say
+from benchmark.data.collections import Collection
+from benchmark.data.triples import Triple
+from benchmark.encoder import BiEncoder
+from benchmark.training.context import RegimeContext
+
+PHASE = "pairwise-accuracy"
+
+
+def pairwise_accuracy(margins: Sequence[float]) -> float:
+    """The share of margins score(q,d+) - score(q,d-) above 0; a tie (margin exactly 0) counts half."""
+    values = np.asarray(margins, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    return float(((values > 0).sum() + 0.5 * (values == 0).sum()) / values.size)
+
+
+def encoder_margins(encoder: BiEncoder, collection: Collection, triples: Sequence[Triple]) -> list[float]:
+    """sim(q,d+) - sim(q,d-) of each triple under the encoder (cosine or dot, as it is configured)."""
+    query_ids = sorted({t.query_id for t in triples})
+    doc_ids = sorted({d for t in triples for d in (t.positive_id, t.negative_id)})
+    queries = dict(zip(query_ids, encoder.encode([collection.queries[q] for q in query_ids], "query"), strict=True))
+    docs = dict(zip(doc_ids, encoder.encode(collection.document_texts(doc_ids), "doc"), strict=True))
+    return [float(queries[t.query_id] @ (docs[t.positive_id] - docs[t.negative_id])) for t in triples]
+
+
+def teacher_margins_on(teacher, triples: Sequence[Triple], context: RegimeContext) -> list[float]:
+    """t(q,d+) - t(q,d-) of each triple the teacher scores both pairs of (a score file may score none)."""
+    from regimes.teachers import teacher_scores, training_pairs
+
+    scores = teacher_scores(teacher, training_pairs(triples), context)
+    return [
+        scores[(t.query_id, t.positive_id)] - scores[(t.query_id, t.negative_id)]
+        for t in triples
+        if (t.query_id, t.positive_id) in scores and (t.query_id, t.negative_id) in scores
+    ]
+
+
+def measure(
+    initial: BiEncoder, teacher_specs: Sequence[str], context: RegimeContext, validation_triples: Sequence[Triple]
+) -> dict[str, float]:
+    """{"initial": accuracy, "teacher:<spec>": accuracy, ...}; a teacher that scores no validation triple is left
+    out (it cannot be measured). ``context`` is charged to no regime (label "")."""
+    from regimes.teachers import parse_teacher
+
+    found: dict[str, float] = {}
+    if not validation_triples:
+        return found
+    with context.meter.phase(PHASE, cell=context.cell) as record:
+        found["initial"] = pairwise_accuracy(encoder_margins(initial, context.collection, validation_triples))
+        for spec in dict.fromkeys(teacher_specs):
+            teacher = parse_teacher(spec)
+            teacher.load(context.encoder_config)
+            margins = teacher_margins_on(teacher, validation_triples, context)
+            if margins:
+                found[f"teacher:{spec}"] = pairwise_accuracy(margins)
+            else:
+                say(f"teacher:{spec}: pairwise accuracy cannot be measured (it scores no validation triple)")
+        record.count = len(validation_triples)
+    shown = ", ".join(f"{name} {value:.3f}" for name, value in found.items())
+    say(f"Pairwise accuracy on {len(validation_triples)} validation triples: {shown}")
+    return found

@@ -1,0 +1,1 @@
+"""Named phases with wall-clock, CPU and accelerator time and codecarbon energy; trackers."""

@@ -1,0 +1,1 @@
+"""The commands (run, reproduce, evaluate, report, compare), a run as named stages, its folder, config."""
