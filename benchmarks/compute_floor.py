@@ -121,7 +121,7 @@ class RunWork:
     @property
     def triples(self):
         if self._triples is None:
-            from benchmark.run.runner import mined_triples
+            from benchmark.data.prepare import mined_triples
 
             self._triples, _ = mined_triples(self.train_collection, self.config, self.meter)
         return self._triples
@@ -135,10 +135,12 @@ class RunWork:
 
     def validation(self, seed: int):
         if seed not in self._validation:
-            from benchmark.run.runner import validation_set
+            from benchmark.evaluation.systems import initial_rankings
+            from benchmark.training.validation import validation_set
 
+            rankings = initial_rankings(self.train_collection, self.encoder, self.config.cache_dir, self.meter)
             self._validation[seed] = validation_set(
-                self.train_collection, self.split(seed), self.triples, self.config, self.meter, seed, self.encoder
+                self.train_collection, self.split(seed), self.triples, self.config, self.meter, seed, rankings
             )
         return self._validation[seed]
 

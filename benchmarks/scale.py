@@ -123,7 +123,7 @@ def measure(folder: Path, triples: int, seed: int, validation_fraction: float, f
     """Run the toolkit's data path on ``folder`` in this (fresh) process; its memory and times."""
     from benchmark.data.budget import split_validation
     from benchmark.data.collections import training_collection
-    from benchmark.run.runner import text_lookup
+    from benchmark.data.prepare import text_lookup
 
     gc.collect()
     before = resident_bytes()

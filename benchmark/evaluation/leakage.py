@@ -8,11 +8,14 @@ leakage.json so that ``python -m benchmark report`` re-renders it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import pandas as pd
 
+from benchmark.common.files import write_json
 from benchmark.data.collections import Collection
 from benchmark.data.triples import Triple, TripleStore
+from benchmark.evaluation.systems import topics_and_qrels
 
 FILE = "leakage.json"
 
@@ -64,3 +67,15 @@ def describe(eval_set: str, numbers: dict) -> str:
 def in_domain(numbers: dict) -> bool:
     """Same corpus as training, or any relevant document shared with the training positives."""
     return bool(numbers.get("same_corpus_as_training")) or numbers["relevant_documents_that_are_training_positives"] > 0
+
+
+def record(
+    directory: Path,
+    training: Collection,
+    evaluation_sets: Sequence[Collection],
+    triples: Iterable[Triple],
+    max_queries: int | None,
+) -> None:
+    """Write leakage.json for the run: each evaluation set (its queries as evaluated) against the training data."""
+    evaluated = [(collection, *topics_and_qrels(collection, max_queries)) for collection in evaluation_sets]
+    write_json(directory / FILE, measure(training, evaluated, training_positives(training, triples)))

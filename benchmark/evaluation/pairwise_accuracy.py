@@ -8,14 +8,20 @@ for the initial encoder and for every distinct teacher of the run, once per seed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.common.progress import say
+from benchmark.data.budget import Split
 from benchmark.data.collections import Collection
 from benchmark.data.triples import Triple
 from benchmark.encoder import BiEncoder
+from benchmark.measurement.phases import Meter
 from benchmark.training.context import RegimeContext
+
+if TYPE_CHECKING:
+    from regimes import Regime
 
 PHASE = "pairwise-accuracy"
 
@@ -73,3 +79,36 @@ def measure(
     shown = ", ".join(f"{name} {value:.3f}" for name, value in found.items())
     say(f"Pairwise accuracy on {len(validation_triples)} validation triples: {shown}")
     return found
+
+
+def measure_for_seed(
+    initial: BiEncoder,
+    regimes: Sequence[Regime],
+    split: Split,
+    collection: Collection,
+    config: Any,
+    meter: Meter,
+    seed: int,
+    state: Any,
+) -> None:
+    """The initial encoder's and each distinct teacher's pairwise accuracy on the validation triples, charged to
+    no regime; kept in the run's notes as {system: {seed: accuracy}} for the results rows."""
+    specs = [regime.teacher.spec for regime in regimes if getattr(regime, "teacher", None) is not None]
+    context = RegimeContext(
+        label="",
+        cell=f"{PHASE}|seed={seed}",
+        collection=collection,
+        triples=split.validation_triples,
+        encoder_config=config.encoder,
+        meter=meter,
+        cache_dir=config.cache_dir,
+        seed=seed,
+        batch_size=config.training.batch_size,
+        encoder=initial,
+        training_triples=split.ordered_triples,
+        processes=state.processes,
+    )
+    found = measure(initial, specs, context, split.validation_triples)
+    accuracies = state.notes.setdefault("pairwise_accuracy", {})
+    for system, value in found.items():
+        accuracies.setdefault(system, {})[str(seed)] = value

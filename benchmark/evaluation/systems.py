@@ -27,14 +27,16 @@ from ir_measures import RR, R, nDCG
 
 from benchmark.common.files import safe_name
 from benchmark.common.progress import bar
+from benchmark.data.bm25 import topics_frame
 from benchmark.data.collections import Collection
 from benchmark.encoder import BiEncoder, EncoderConfig
-from benchmark.measurement.phases import PhaseRecord
+from benchmark.measurement.phases import Meter, PhaseRecord
 from benchmark.training.distributed import ONE_PROCESS, Processes, Task
 
 MEASURES = [nDCG @ 10, RR @ 10, R @ 100, R @ 1000]
 MEASURE_NAMES = [str(m) for m in MEASURES]
 SIGNIFICANCE_LEVEL = 0.05
+INITIAL, BM25 = "initial", "bm25"  # the systems every evaluation has: the untrained encoder and BM25
 CHUNK = 1024  # documents pyterrier-dr hands the encoder at a time, and a process's run of a sharded corpus
 
 
@@ -264,3 +266,24 @@ def significant(row: pd.Series, measure: str) -> str:
     if pd.isna(difference) or difference == 0:
         return ""
     return "+" if difference > 0 else "-"
+
+
+def initial_rankings(
+    collection: Collection,
+    initial: BiEncoder,
+    cache_dir: Path,
+    meter: Meter,
+    processes: Processes = ONE_PROCESS,
+):
+    """Dense retrieval with the initial encoder over the whole corpus (for the validation corpus), from the initial
+    encoder's corpus index that evaluation uses too (built once into the cache by every process, its cost a shared
+    ``index`` phase, replayed on reuse)."""
+
+    def rankings(queries: dict[str, str], depth: int) -> dict[str, list[str]]:
+        work = cache_dir / "flex"  # a reusable index is built into the cache, nothing under work
+        env = EvaluationEnvironment(collection, cache_dir, meter, work, processes)
+        results = env.dense(initial, INITIAL, reusable=True)(topics_frame(queries))
+        results = results.sort_values(["qid", "rank"])
+        return {qid: list(group["docno"][:depth]) for qid, group in results.groupby("qid", sort=False)}
+
+    return rankings

@@ -1,7 +1,7 @@
 """``python -m benchmark evaluate``: a finished run's encoders, or any model, on more evaluation sets, without
 training.
 
-A run (``results/<run-id>``) is evaluated as the run itself evaluates, by ``runner.evaluate_collection`` with the
+A run (``results/<run-id>``) is evaluated as the run itself evaluates, by ``evaluate_run.evaluate_collection`` with the
 run's own encoder settings: bm25, the initial encoder, the teachers and every trained encoder indexed with
 pyterrier-dr, compared in one pt.Experiment (paired t-tests against the initial encoder, Holm-corrected), TREC run
 files under runs/<set>/. A new row copies its system's columns that do not depend on the evaluation set (budget,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 TRAINED_KINDS = ("regime", "tune point")  # their status is their training outcome, the same on every set
 MODEL_KIND = "model"
 EVALUATED_AT = "evaluated_at"  # results.csv: when `evaluate` wrote the row; empty in the rows the run wrote
-RESERVED = ("bm25", "initial")  # runner.BM25 and runner.INITIAL: rows every evaluation has
+RESERVED = ("bm25", "initial")  # systems.BM25 and systems.INITIAL: rows every evaluation has
 # a run is evaluated in place, against its own initial encoder, with its own encoder settings
 MODEL_ONLY_OPTIONS = ("baseline", "pooling", "similarity", "max_query_length", "max_doc_length", "out", "run_id")
 NOT_TRAINED = "none (an evaluation folder: nothing trained)"
@@ -53,8 +53,8 @@ NOT_TRAINED = "none (an evaluation folder: nothing trained)"
 
 @dataclass
 class SavedSystem:
-    """An encoder to evaluate, as ``runner.evaluate_collection`` reads a trained one: its row name, its weights and
-    the regime whose extra systems (its teacher) it brings; no regime for a model given to ``evaluate``."""
+    """An encoder to evaluate, as ``evaluate_run.evaluate_collection`` reads a trained one: its row name, its weights
+    and the regime whose extra systems (its teacher) it brings; no regime for a model given to ``evaluate``."""
 
     system: str
     model_dir: str
@@ -322,10 +322,10 @@ def evaluate_and_write(
     target: Target, initial: BiEncoder, collections: list[Collection], training: Collection | None, argv: list[str]
 ) -> int:
     from benchmark.common.progress import console, say
+    from benchmark.evaluation.evaluate_run import evaluate_collection
     from benchmark.measurement.phases import Meter
     from benchmark.reporting import claims_report, manifest, model_card
     from benchmark.reporting import tables as report
-    from benchmark.run import runner
 
     directory, config = target.directory, target.config
     work = directory / ".work"
@@ -335,8 +335,7 @@ def evaluate_and_write(
     meter = Meter(initial.device, country=config.country, energy=config.energy)
     try:
         tables = [
-            runner.evaluate_collection(collection, initial, staged, config, meter, work / "sets")
-            for collection in collections
+            evaluate_collection(collection, initial, staged, config, meter, work / "sets") for collection in collections
         ]
         existing = {row["eval_set"] for row in target.rows}
         entries = [
@@ -425,7 +424,7 @@ def write_results(
     from benchmark.evaluation import leakage
     from benchmark.measurement.phases import PhaseRecord
     from benchmark.reporting import manifest
-    from benchmark.run import runner
+    from benchmark.reporting.outputs import CURVE_COLUMNS
 
     directory = target.directory
     added = [entry["eval_set"] for entry in entries]
@@ -440,7 +439,7 @@ def write_results(
         path = directory / leakage.FILE
         write_json(path, {**(read_json(path) if path.exists() else {}), **measured_leakage})
     if target.created:
-        write_csv(directory / "curves.csv", [], runner.CURVE_COLUMNS)
+        write_csv(directory / "curves.csv", [], CURVE_COLUMNS)
         notes = {"device": entries[0]["device"], "precision": entries[0]["precision"], "energy": meter.energy_note}
         stored = manifest.evaluation_folder(target.config, directory, target.manifest["models"], entries, notes)
     else:

@@ -13,12 +13,13 @@ import hashlib
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.common.files import read_json, write_json
-from benchmark.measurement.phases import PhaseRecord
+from benchmark.measurement.phases import Meter, PhaseRecord
+from benchmark.training import distributed
 from benchmark.training.loop import CurvePoint, TrainingOutcome
 from regimes import Regime
 
@@ -71,6 +72,20 @@ class RegimeRun:
     def charged_cell(self) -> str:
         """The cell whose phases are this run's own cost: a tuned system's selected point, else its own cell."""
         return self.tune.selected_run.cell.id if self.tune else self.cell.id
+
+
+@dataclass
+class RunState:
+    """What a run accumulates before it is written out."""
+
+    directory: Path
+    meter: Meter
+    reference: str
+    regime_runs: list[RegimeRun] = field(default_factory=list)  # the systems: regimes, then --tune systems
+    tune_points: list[RegimeRun] = field(default_factory=list)  # every --tune grid point trained
+    notes: dict = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # cell id -> trained, loaded, or trained again
+    processes: distributed.Processes = distributed.ONE_PROCESS
 
 
 def folder(directory: Path, cell: Cell) -> Path:

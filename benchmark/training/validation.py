@@ -13,13 +13,21 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import ir_measures
 import numpy as np
 from ir_measures import nDCG
 
+from benchmark.data.bm25 import BM25Index
+from benchmark.data.budget import Split
 from benchmark.data.collections import Collection
+from benchmark.data.triples import TripleStore
 from benchmark.encoder import BiEncoder
+from benchmark.measurement.phases import Meter
+
+if TYPE_CHECKING:
+    from benchmark.run.config import RunConfig
 
 VALIDATION_MEASURE = nDCG @ 10
 RANKING_DEPTH = 100  # documents kept per query in a validation run (nDCG@10 reads the first 10)
@@ -108,3 +116,36 @@ def build_validation_set(
     doc_ids = list(chosen)
     doc_texts = dict(zip(doc_ids, collection.document_texts(doc_ids), strict=True))
     return ValidationSet(queries, qrels, doc_texts, composition=composition, corpus_documents=total)
+
+
+def validation_set(
+    collection: Collection,
+    split: Split,
+    triples: TripleStore,
+    config: RunConfig,
+    meter: Meter,
+    seed: int,
+    initial_rankings: Rankings,
+) -> ValidationSet:
+    """All judged held-out queries (positives from qrels, or from their triples) and their validation corpus:
+    the whole corpus when small, else positives, BM25 and initial-encoder top-k (``initial_rankings``, the
+    evaluation index's dense retrieval) and a seeded random sample."""
+    data = config.data
+    query_ids = split.validation_queries[: data.max_validation_queries]
+    with meter.phase("prepare-validation", cell=f"seed={seed}") as record:
+        qrels = {q: dict(collection.qrels.get(q, {})) for q in query_ids}
+        for triple in () if collection.qrels else triples.with_queries(qrels):
+            qrels[triple.query_id][triple.positive_id] = 1
+        qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+        queries = {q: collection.queries[q] for q in qrels}
+        validation = build_validation_set(
+            collection,
+            queries,
+            qrels,
+            CorpusSettings(data.validation_depth, data.validation_random_documents, data.validation_whole_corpus_up_to),
+            seed,
+            bm25=BM25Index(collection, config.cache_dir).rankings,
+            initial_encoder=initial_rankings,
+        )
+        record.count = len(queries)
+    return validation

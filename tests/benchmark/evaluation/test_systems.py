@@ -68,9 +68,9 @@ def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(t
 
     from benchmark.data.collections import evaluation_collection
     from benchmark.encoder import BiEncoder, EncoderConfig
+    from benchmark.evaluation.evaluate_run import evaluate_collection
     from benchmark.evaluation.systems import EvaluationEnvironment
     from benchmark.measurement.phases import Meter
-    from benchmark.run import runner
     from regimes.teachers import BiEncoderTeacher
 
     config = EncoderConfig(
@@ -92,7 +92,7 @@ def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(t
     meter = Meter(torch.device("cpu"), energy=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(EvaluationEnvironment, "dense", recording)
-        runner.evaluate_collection(collection, initial, state, run_config, meter, tmp_path / "work")
+        evaluate_collection(collection, initial, state, run_config, meter, tmp_path / "work")
         teacher = BiEncoderTeacher(str(tiny_model_dir))
         teacher.load(config)
         teacher.system(EvaluationEnvironment(collection, tmp_path / "cache", meter, tmp_path / "work-teacher"))

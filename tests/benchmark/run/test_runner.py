@@ -15,10 +15,11 @@ import torch
 from benchmark.common import network
 from benchmark.common.errors import UsageError
 from benchmark.data.collections import training_collection
+from benchmark.data.prepare import mined_triples
 from benchmark.encoder import EncoderConfig
 from benchmark.measurement.phases import Meter
 from benchmark.run.config import DataConfig, RunConfig
-from benchmark.run.runner import mined_triples, run
+from benchmark.run.runner import run
 from benchmark.training.loop import TrainingConfig
 from regimes import Regime
 from regimes.self_distillation import SelfDistillation
@@ -222,7 +223,7 @@ def test_bad_input_before_any_cell_leaves_no_folder(isolated, tiny_model_dir):
 
 def test_planned_cells_leave_out_the_seeds_a_cell_does_not_train():
     """A preset's fewer seeds (``seeds_by_cell``) drop those cells, the --tune points of a tuned system included."""
-    from benchmark.run.runner import planned_cells
+    from benchmark.training.seeds import planned_cells
     from benchmark.training.tuning import parse_specs
     from regimes import REGISTRY
 

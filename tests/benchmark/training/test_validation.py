@@ -11,10 +11,11 @@ import torch
 
 from benchmark.data.budget import split_validation
 from benchmark.data.collections import training_collection
+from benchmark.data.prepare import mined_triples
+from benchmark.evaluation.systems import initial_rankings
 from benchmark.measurement.phases import Meter
 from benchmark.run.config import DataConfig, RunConfig
-from benchmark.run.runner import mined_triples, validation_set
-from benchmark.training.validation import CorpusSettings, ValidationSet, build_validation_set
+from benchmark.training.validation import CorpusSettings, ValidationSet, build_validation_set, validation_set
 from tests.benchmark.conftest import DOCUMENTS, QUERIES
 
 STATINS = f"{DOCUMENTS['d12'][0]} {DOCUMENTS['d12'][1]}"
@@ -110,7 +111,8 @@ def test_the_runner_builds_it_from_real_bm25_and_the_initial_encoders_index(tiny
     meter = Meter(torch.device("cpu"), energy=False)
     triples, _ = mined_triples(collection, config, meter)
     split = split_validation(triples, 0.5, 42)
-    built = validation_set(collection, split, triples, config, meter, 42, tiny_encoder)
+    rankings = initial_rankings(collection, tiny_encoder, config.cache_dir, meter)
+    built = validation_set(collection, split, triples, config, meter, 42, rankings)
     judged = [q for q in split.validation_queries if any(g > 0 for g in collection.qrels.get(q, {}).values())]
     assert sorted(built.queries) == sorted(judged) and len(judged) >= 2
     for query in judged:
