@@ -225,7 +225,7 @@ def test_paired_tests_on_saved_runs(tmp_path):
 
 
 # --- verdicts on hand-made run files: claim 1's guard and TOST, claim 2's ratios and rule ----------------------
-from benchmark import claims  # noqa: E402
+from benchmark.reporting import claims  # noqa: E402
 
 MANY = [f"q{i:03d}" for i in range(60)]
 EVAL = "beir/scifact/test"
