@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from benchmark.common.errors import UsageError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+INITIAL = "initial"  # the untrained encoder's name in phases, results and run files
 Pooling = Literal["mean", "cls", "pooler"]
 SimilarityName = Literal["cosine", "dot"]
 Precision = Literal["fp32", "bf16", "fp16"]

@@ -12,9 +12,9 @@ import pandas as pd
 from benchmark.common.files import publish, write_atomic
 from benchmark.common.progress import say
 from benchmark.data.collections import Collection
-from benchmark.encoder import BiEncoder
+from benchmark.encoder import INITIAL, BiEncoder
 from benchmark.evaluation import systems as evaluation
-from benchmark.evaluation.systems import BM25, INITIAL
+from benchmark.evaluation.systems import BM25
 from benchmark.measurement.phases import Meter
 from benchmark.training import distributed
 

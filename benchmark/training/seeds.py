@@ -18,7 +18,7 @@ from benchmark.common.progress import bar, say
 from benchmark.data.budget import Split, split_validation
 from benchmark.data.collections import Collection
 from benchmark.data.prepare import PreparedData, text_lookup
-from benchmark.encoder import BiEncoder
+from benchmark.encoder import INITIAL, BiEncoder
 from benchmark.measurement import tracking
 from benchmark.measurement.phases import Meter
 from benchmark.training import cells, distributed, tuning
@@ -31,7 +31,6 @@ from regimes import Regime
 if TYPE_CHECKING:
     from benchmark.run.config import RunConfig
 
-INITIAL = "initial"  # the untrained encoder's name in phases (as in evaluation)
 PREPARED = "prepared"  # what the main process tells the serving processes once a regime is prepared
 
 
