@@ -144,7 +144,9 @@ def measure(folder: Path, triples: int, seed: int, validation_fraction: float, f
     queries, positives, negatives = text_lookup(collection)(split.budget(fractions[0])[:32])
     texts_s = time.perf_counter() - started
     held = store.nbytes + split.ordered_triples.rows.nbytes + split.validation_triples.rows.nbytes
+    pairs = teacher_pairs(split.ordered_triples, seed)
     return {
+        **pairs,
         "triples": triples,
         "training_triples": len(split.ordered_triples),
         "validation_queries": len(split.validation_queries),
@@ -158,6 +160,29 @@ def measure(folder: Path, triples: int, seed: int, validation_fraction: float, f
         "rss_after_split": after_split,
         "rss_peak": peak_bytes(),
         "array_bytes": held,
+    }
+
+
+def teacher_pairs(training_triples, seed: int) -> dict:
+    """What a teacher's scores of every pair of the training triples cost to hold (``teacher_scale=auto`` and the
+    ensemble's standardisation score all of them): the pairs from the store's codes and one score each. The
+    scores are random numbers: the teacher's compute is not simulated, only the memory its scores take."""
+    from benchmark.data.pairs import PairScores
+    from regimes.teachers import training_pairs
+
+    gc.collect()
+    before = resident_bytes()
+    started = time.perf_counter()
+    pairs = training_pairs(training_triples)
+    scores = PairScores(pairs, np.random.default_rng(seed).standard_normal(len(pairs)))
+    built_s = time.perf_counter() - started
+    gc.collect()
+    grown = resident_bytes() - before
+    return {
+        "teacher_pairs": len(scores),
+        "teacher_pairs_s": built_s,
+        "teacher_pairs_rss": grown,
+        "teacher_pairs_bytes": scores.nbytes,
     }
 
 
@@ -205,6 +230,12 @@ def report(row: dict) -> tuple[float, str]:
     print(
         f"  per triple: {grown / n:.1f} bytes resident growth (RSS), {row['array_bytes'] / n:.1f} bytes in the "
         "store's arrays (codes, id tables, order and validation rows)"
+    )
+    pairs = row["teacher_pairs"]
+    print(
+        f"  teacher scores of every training pair: {pairs:,} pairs built in {row['teacher_pairs_s']:.1f} s, "
+        f"{row['teacher_pairs_rss'] / max(pairs, 1):.1f} bytes a pair resident growth (RSS), "
+        f"{row['teacher_pairs_bytes'] / max(pairs, 1):.1f} in the arrays (random scores: memory, not the teacher)"
     )
     if n >= RSS_HONEST_FROM:
         return grown / n, "resident growth (RSS)"

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from benchmark.common.errors import UsageError
+from benchmark.data.pairs import Pairs, PairScores
 from benchmark.data.triples import Triple
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teacher_distillation import MarginMSELoss, margin_mse_on_teacher, scaled_teacher_scores
-from regimes.teacher_scale import parse_teacher_scale
+from regimes.teacher_scale import parse_teacher_scale, teacher_margin_values
 from regimes.teachers import DEFAULT_TEACHER, PairKey, Teacher, has_score_file, parse_teacher, teacher_scores
 
 CITATION = """@inproceedings{hofstaetter2021tasb,
@@ -186,7 +187,7 @@ class BatchSampling(Regime):
                     "regime batch-sampling: a score file has no scores for in-batch pairs; set in_batch_weight=0"
                 )
         self.criterion = MarginMSELoss(settings["in_batch_weight"])
-        self.pair_scores: dict[PairKey, float] = {}
+        self.pair_scores: Mapping[PairKey, float] = PairScores.empty()
         self.scale = 1.0
         self.planned: list[list[Triple]] | None = None
         self.loaded = False
@@ -208,17 +209,16 @@ class BatchSampling(Regime):
         if not self.loaded:
             self.check(context.encoder_config)
         cluster_of = self.cluster_queries(context)
-        pairs = {(t.query_id, d) for t in context.triples for d in (t.positive_id, t.negative_id)}
-        scores, self.scale = scaled_teacher_scores(self.teacher, sorted(pairs), context, self.settings["teacher_scale"])
-        unscored = [t for t in context.triples if not self._scored(t, scores)]
+        pairs = Pairs.of_triples(context.triples)
+        scores, self.scale = scaled_teacher_scores(self.teacher, pairs, context, self.settings["teacher_scale"])
+        values = teacher_margin_values(scores, context.triples)
+        unscored = int(np.isnan(values).sum())
         if unscored:
             raise UsageError(
-                f"batch-sampling: {len(unscored)} budget triples have no teacher score; tas-balanced needs every one "
+                f"batch-sampling: {unscored} budget triples have no teacher score; tas-balanced needs every one "
                 "(use a teacher that scores any pair)"
             )
-        margins = {
-            t: scores[(t.query_id, t.positive_id)] - scores[(t.query_id, t.negative_id)] for t in context.triples
-        }
+        margins = dict(zip(context.triples, values.tolist(), strict=True))
         bin_of = self.margin_bins(margins)
         self.planned = balanced_batches(context.triples, cluster_of, bin_of, context.batch_size, context.seed)
         self.notes["distinct_triples_drawn"] = len({t for batch in self.planned for t in batch})
@@ -228,7 +228,8 @@ class BatchSampling(Regime):
             for batch in self.planned:
                 docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
                 in_batch.update((t.query_id, d) for t in batch for d in docs)
-            scores = {**scores, **teacher_scores(self.teacher, sorted(in_batch - set(scores)), context)}
+            extra = Pairs.from_keys(in_batch).difference(scores.pairs)
+            scores = scores.merged(teacher_scores(self.teacher, extra, context))
         self.pair_scores = scores
         self.notes.update(
             teacher=self.teacher.spec, teacher_scale=self.scale, clusters_used=len(set(cluster_of.values()))
@@ -262,10 +263,6 @@ class BatchSampling(Regime):
             for triple, value in zip(members, values, strict=True):
                 bins[triple] = int(np.searchsorted(edges, value, side="right")) if values.max() > values.min() else 0
         return bins
-
-    @staticmethod
-    def _scored(triple: Triple, scores: dict[PairKey, float]) -> bool:
-        return (triple.query_id, triple.positive_id) in scores and (triple.query_id, triple.negative_id) in scores
 
     # --- training -----------------------------------------------------------------------------------------
     def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:

@@ -8,15 +8,17 @@ is still charged the measured cost of the original scoring (marked as reused).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from benchmark.common.errors import UsageError
 from benchmark.common.progress import say
-from benchmark.data.triples import Triple
+from benchmark.data.pairs import Pairs, PairScores, scores_of
+from benchmark.data.triples import Triple, TripleStore
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
 from regimes.teacher_scale import fitted_teacher_scale, parse_teacher_scale
 from regimes.teachers import (
@@ -78,7 +80,7 @@ class MarginMSELoss(nn.Module):
 
 
 def teacher_margins(
-    pair_scores: dict[PairKey, float],
+    pair_scores: Mapping[PairKey, float],
     batch: Sequence[Triple],
     device: torch.device,
     in_batch: bool,
@@ -88,21 +90,30 @@ def teacher_margins(
     """The teacher's margins t(q,d+) - t(q,d-) of the batch's ``rows`` and, for the in-batch term,
     t(q_i,d+_i) - t(q_i,d_j) for every document d_j of the whole batch (columns: the positives, then the
     negatives); all multiplied by ``scale``."""
-    score = {pair: scale * value for pair, value in pair_scores.items()} if scale != 1.0 else pair_scores
-    local = batch[rows]
-    positives = torch.tensor([score[(t.query_id, t.positive_id)] for t in local], device=device)
-    negatives = torch.tensor([score[(t.query_id, t.negative_id)] for t in local], device=device)
+    local = list(batch[rows])
+    queries = [t.query_id for t in local]
+
+    def scaled(query_ids: list[str], doc_ids: list[str]) -> torch.Tensor:
+        values = scores_of(pair_scores, query_ids, doc_ids)
+        if np.isnan(values).any():
+            first = int(np.flatnonzero(np.isnan(values))[0])
+            raise KeyError((query_ids[first], doc_ids[first]))
+        values = scale * values if scale != 1.0 else values  # float64, as the teacher's scores are kept
+        return torch.tensor(values, dtype=torch.get_default_dtype(), device=device)
+
+    positives = scaled(queries, [t.positive_id for t in local])
+    negatives = scaled(queries, [t.negative_id for t in local])
     others = None
     if in_batch:
         docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-        table = torch.tensor([[score[(t.query_id, d)] for d in docs] for t in local], device=device)
+        table = scaled([q for q in queries for _ in docs], docs * len(local)).reshape(len(local), len(docs))
         others = positives[:, None] - table
     return positives - negatives, others
 
 
 def margin_mse_on_teacher(
     criterion: MarginMSELoss,
-    pair_scores: dict[PairKey, float],
+    pair_scores: Mapping[PairKey, float],
     scale: float,
     in_batch_weight: float,
     embeddings: TripleEmbeddings,
@@ -118,7 +129,7 @@ def margin_mse_on_teacher(
 
 def scaled_teacher_scores(
     teacher: Teacher, pairs: Sequence[PairKey], context, teacher_scale: float | str
-) -> tuple[dict[PairKey, float], float]:
+) -> tuple[PairScores, float]:
     """The teacher's budget-independent scores of ``pairs`` and the factor on its margins: ``teacher_scale`` as
     given, or fitted on the full training triples (``auto``, which scores all of them; charged to the regime)."""
     auto = teacher_scale == "auto"
@@ -159,19 +170,24 @@ class TeacherDistillation(Regime):
                 "regime teacher-distillation: a score file has no scores for in-batch pairs; set in_batch_weight=0"
             )
         self.criterion = MarginMSELoss(self.settings["in_batch_weight"])
-        self.pair_scores: dict[PairKey, float] = {}
+        self.pair_scores: Mapping[PairKey, float] = PairScores.empty()
         self.scale = 1.0
-        self.kept: list[Triple] | None = None
+        self.kept: Sequence[Triple] | None = None
         self.loaded = False
 
     # --- preparation: teacher scoring -------------------------------------------------------------------
-    def pairs_needed(self, triples: Sequence[Triple], batch_size: int) -> list[PairKey]:
-        pairs = {(t.query_id, d) for t in triples for d in (t.positive_id, t.negative_id)}
+    def pairs_needed(self, triples: Sequence[Triple], batch_size: int) -> Pairs:
+        """Each triple's two pairs and, with the in-batch term, every (query, in-batch document) pair; sorted."""
+        pairs = Pairs.of_triples(triples)
         if self.settings["in_batch_weight"] > 0:
-            for batch in super().batches(triples, batch_size, 0):
-                docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
-                pairs.update((t.query_id, d) for t in batch for d in docs)
-        return sorted(pairs)
+
+            def in_batch() -> Iterator[PairKey]:
+                for batch in super(TeacherDistillation, self).batches(triples, batch_size, 0):
+                    docs = [t.positive_id for t in batch] + [t.negative_id for t in batch]
+                    yield from ((t.query_id, d) for t in batch for d in docs)
+
+            pairs = pairs.union(Pairs.from_keys(in_batch()))
+        return pairs
 
     def check(self, encoder_config) -> None:
         self.teacher.load(encoder_config)
@@ -184,7 +200,7 @@ class TeacherDistillation(Regime):
         self.pair_scores, self.scale = scaled_teacher_scores(
             self.teacher, pairs, context, self.settings["teacher_scale"]
         )
-        self.kept = [t for t in context.triples if self.scored(t)]
+        self.kept = self.scored_triples(context.triples)
         dropped = len(context.triples) - len(self.kept)
         self.notes["teacher"] = self.teacher.spec
         self.notes["teacher_scale"] = self.scale
@@ -203,10 +219,21 @@ class TeacherDistillation(Regime):
             triple.negative_id,
         ) in self.pair_scores
 
+    def scored_triples(self, triples: Sequence[Triple]) -> Sequence[Triple]:
+        """The triples the teacher scored both pairs of, in their order (a store stays a store)."""
+        if not isinstance(triples, TripleStore):
+            return [t for t in triples if self.scored(t)]
+        scored = np.ones(len(triples), dtype=bool)
+        for start in range(0, len(triples), 1 << 16):
+            part = list(triples[start : start + (1 << 16)])
+            queries = [t.query_id for t in part]
+            for doc_ids in ([t.positive_id for t in part], [t.negative_id for t in part]):
+                scored[start : start + len(part)] &= ~np.isnan(scores_of(self.pair_scores, queries, doc_ids))
+        return triples if scored.all() else triples.take(np.flatnonzero(scored))
+
     # --- training ---------------------------------------------------------------------------------------
     def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:
-        kept = set(self.kept) if self.kept is not None else None
-        usable = [t for t in triples if kept is None or t in kept]
+        usable = list(triples) if self.kept is None else self.scored_triples(triples)
         yield from super().batches(usable, batch_size, seed)
 
     def loss(self, embeddings: TripleEmbeddings, batch: Sequence[Triple]) -> torch.Tensor:

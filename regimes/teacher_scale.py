@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from benchmark.data.triples import Triple
-from regimes.teachers import PairKey
+from benchmark.data.pairs import PairKey, scores_of
+from benchmark.data.triples import CHUNK, Triple
 
 
 def parse_teacher_scale(text: str) -> float | str:
@@ -36,16 +36,15 @@ def parse_teacher_scale(text: str) -> float | str:
     return value
 
 
-def teacher_margin_values(scores: dict[PairKey, float], triples: Sequence[Triple]) -> np.ndarray:
-    """t(q,d+) - t(q,d-) of every triple the teacher scored both pairs of."""
-    return np.array(
-        [
-            scores[(t.query_id, t.positive_id)] - scores[(t.query_id, t.negative_id)]
-            for t in triples
-            if (t.query_id, t.positive_id) in scores and (t.query_id, t.negative_id) in scores
-        ],
-        dtype=np.float64,
-    )
+def teacher_margin_values(scores: Mapping[PairKey, float], triples: Sequence[Triple]) -> np.ndarray:
+    """t(q,d+) - t(q,d-) of each triple, in order; NaN where the teacher did not score both pairs."""
+    margins = np.empty(len(triples), dtype=np.float64)
+    for start in range(0, len(triples), CHUNK):
+        part = list(triples[start : start + CHUNK])
+        queries = [t.query_id for t in part]
+        positives = scores_of(scores, queries, [t.positive_id for t in part])
+        margins[start : start + len(part)] = positives - scores_of(scores, queries, [t.negative_id for t in part])
+    return margins
 
 
 def rms_ratio(student: np.ndarray, teacher: np.ndarray) -> float:
@@ -56,22 +55,30 @@ def rms_ratio(student: np.ndarray, teacher: np.ndarray) -> float:
     return math.sqrt(float(np.mean(student**2))) / teacher_rms
 
 
-def initial_margins(context: Any) -> dict[Triple, float]:
-    """The initial encoder's margin sim(q,d+) - sim(q,d-) on every training triple, in the phase ``teacher-scale``
-    charged to the regime; cached on disk by encoder and triples, a reuse charged the original cost."""
+def triples_digest(triples: Sequence[Triple]) -> str:
+    """A content hash of the triples in their order, computed a chunk at a time."""
+    digest = hashlib.sha1()
+    for start in range(0, len(triples), CHUNK):
+        digest.update(json.dumps([list(t) for t in triples[start : start + CHUNK]]).encode())
+    return digest.hexdigest()
+
+
+def initial_margins(context: Any) -> np.ndarray:
+    """The initial encoder's margin sim(q,d+) - sim(q,d-) of each training triple, in their order, computed in the
+    phase ``teacher-scale`` charged to the regime; cached on disk by encoder and triples, a reuse charged the
+    original cost."""
     from benchmark.common.files import read_json, write_json
     from benchmark.common.progress import say
 
-    triples = list(context.training_triples)
+    triples = context.training_triples
     encoder = context.encoder
-    key = hashlib.sha1(
-        json.dumps([list(map(str, encoder.identity)), context.collection.name, triples]).encode()
-    ).hexdigest()[:16]
-    cache = context.cache_dir / "initial-margins" / f"{key}.json"
-    if cache.exists():
-        cached = read_json(cache)
-        context.meter.replay(cached["phase"], charged_to=context.label, cell=context.cell)
-        return dict(zip(triples, cached["margins"], strict=True))
+    identity = json.dumps([list(map(str, encoder.identity)), context.collection.name])
+    key = hashlib.sha1(f"{identity}{triples_digest(triples)}".encode()).hexdigest()[:16]
+    folder = context.cache_dir / "initial-margins"
+    cache, cost = folder / f"{key}.npy", folder / f"{key}.json"
+    if cache.exists() and cost.exists():
+        context.meter.replay(read_json(cost)["phase"], charged_to=context.label, cell=context.cell)
+        return np.load(cache)
     with context.meter.phase("teacher-scale", charged_to=context.label, cell=context.cell) as record:
         say(f"Initial encoder margins on {len(triples)} training triples (for teacher_scale=auto)")
         query_ids = sorted({t.query_id for t in triples})
@@ -80,18 +87,27 @@ def initial_margins(context: Any) -> dict[Triple, float]:
         docs = encoder.encode(context.collection.document_texts(doc_ids), "doc")
         query_row = {q: i for i, q in enumerate(query_ids)}
         doc_row = {d: i for i, d in enumerate(doc_ids)}
-        margins = [
-            float(queries[query_row[t.query_id]] @ (docs[doc_row[t.positive_id]] - docs[doc_row[t.negative_id]]))
-            for t in triples
-        ]
+        margins = np.fromiter(
+            (
+                float(queries[query_row[t.query_id]] @ (docs[doc_row[t.positive_id]] - docs[doc_row[t.negative_id]]))
+                for t in triples
+            ),
+            dtype=np.float64,
+            count=len(triples),
+        )
         record.count = len(triples)
-    write_json(cache, {"phase": record.row(), "margins": margins})
-    return dict(zip(triples, margins, strict=True))
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{key}.partial.npy"
+    np.save(partial, margins)
+    partial.replace(cache)
+    write_json(cost, {"phase": record.row(), "triples": len(triples)})
+    return margins
 
 
-def fitted_teacher_scale(scores: dict[PairKey, float], context: Any) -> float:
-    """``auto``: the RMS ratio of the initial encoder's to the teacher's margins over the full training triples."""
+def fitted_teacher_scale(scores: Mapping[PairKey, float], context: Any) -> float:
+    """``auto``: the RMS ratio of the initial encoder's to the teacher's margins over the full training triples
+    the teacher scored both pairs of."""
     student = initial_margins(context)
-    scored = [t for t in context.training_triples if (t.query_id, t.positive_id) in scores]
-    scored = [t for t in scored if (t.query_id, t.negative_id) in scores]
-    return rms_ratio(np.array([student[t] for t in scored]), teacher_margin_values(scores, scored))
+    teacher = teacher_margin_values(scores, context.training_triples)
+    scored = ~np.isnan(teacher)
+    return rms_ratio(student[scored], teacher[scored])

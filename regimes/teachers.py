@@ -24,7 +24,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -35,6 +35,7 @@ import pyterrier as pt
 import torch
 
 from benchmark.common.errors import UsageError
+from benchmark.data.pairs import PairKey, Pairs, PairScores
 from benchmark.training.distributed import ONE_PROCESS, Processes, Task
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ if TYPE_CHECKING:
     from benchmark.data.triples import Triple
     from benchmark.encoder import EncoderConfig
 
-PairKey = tuple[str, str]  # (query id, document id)
 DEFAULT_TEACHER = "ensemble:bm25+bi-encoder:sentence-transformers/all-MiniLM-L6-v2"
 BM25_DEPTH = 1000
+SCORING_CHUNK = 1 << 20  # pairs scored per call, so a teacher's own per-pair objects stay bounded at any size
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Teacher(ABC):
         return "|".join(parts)
 
     @abstractmethod
-    def score_pairs(self, pairs: Sequence[PairKey], inputs: TeacherInputs) -> dict[PairKey, float]:
+    def score_pairs(self, pairs: Sequence[PairKey], inputs: TeacherInputs) -> Mapping[PairKey, float]:
         """Scores of the pairs it can score (all of them, except for a score file)."""
 
     def system(self, env: Any) -> pt.Transformer | None:
@@ -242,28 +243,31 @@ class ScoresFileTeacher(Teacher):
         path = Path(self.argument)
         if not path.is_file():
             raise UsageError(f"teacher score file {path} does not exist; pass scores:<path to the file>")
-        self.pairs: dict[PairKey, float] = {}
         with open(path, newline="") as stream:
-            for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
-                if not row:
-                    continue
-                try:
-                    if len(row) != 5:
-                        raise ValueError(f"{len(row)} columns")
-                    positive, negative = float(row[0]), float(row[1])
-                    if not (math.isfinite(positive) and math.isfinite(negative)):
-                        raise ValueError("a score is not a finite number")
-                except ValueError as error:
-                    raise UsageError(
-                        f"{path}, line {number}: not in the layout score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>"
-                        f"pid_neg ({error}); fix the file"
-                    ) from None
-                query_id, positive_id, negative_id = row[2], row[3], row[4]
-                self.pairs[(query_id, positive_id)] = positive
-                self.pairs[(query_id, negative_id)] = negative
+            self.pairs = PairScores.from_items(self._items(path, stream))  # a pair given twice: its last score
+
+    @staticmethod
+    def _items(path: Path, stream) -> Iterator[tuple[PairKey, float]]:
+        for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
+            if not row:
+                continue
+            try:
+                if len(row) != 5:
+                    raise ValueError(f"{len(row)} columns")
+                positive, negative = float(row[0]), float(row[1])
+                if not (math.isfinite(positive) and math.isfinite(negative)):
+                    raise ValueError("a score is not a finite number")
+            except ValueError as error:
+                raise UsageError(
+                    f"{path}, line {number}: not in the layout score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>"
+                    f"pid_neg ({error}); fix the file"
+                ) from None
+            query_id, positive_id, negative_id = row[2], row[3], row[4]
+            yield (query_id, positive_id), positive
+            yield (query_id, negative_id), negative
 
     def score_pairs(self, pairs, inputs):
-        return {pair: self.pairs[pair] for pair in pairs if pair in self.pairs}
+        return self.pairs.on(Pairs.from_keys(pairs))
 
 
 @dataclass(frozen=True)
@@ -274,14 +278,14 @@ class Standardisation:
     std: float
 
     @classmethod
-    def fit(cls, scores: Sequence[float]) -> Standardisation:
+    def fit(cls, scores: Sequence[float] | np.ndarray) -> Standardisation:
         values = np.asarray(scores, dtype=np.float64)
         if values.size == 0:
             raise UsageError("an ensemble member scores none of the training triples' pairs; check its ids")
         return cls(float(values.mean()), float(values.std()))
 
-    def __call__(self, score: float) -> float:
-        return (score - self.mean) / self.std if self.std > 0 else 0.0
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return (scores - self.mean) / self.std if self.std > 0 else np.zeros_like(scores)
 
 
 class EnsembleTeacher(Teacher):
@@ -307,19 +311,20 @@ class EnsembleTeacher(Teacher):
     def fingerprint(self, encoder_config):
         return "+".join(member.fingerprint(encoder_config) for member in self.members)
 
-    def fit(self, reference_scores: Sequence[dict[PairKey, float]]) -> None:
+    def fit(self, reference_scores: Sequence[Mapping[PairKey, float]]) -> None:
         """Fit each member's map on its scores of the reference pairs (every pair of the full training triples)."""
-        self.maps = [Standardisation.fit(list(scores.values())) for scores in reference_scores]
+        self.maps = [Standardisation.fit(PairScores.of(scores).scores) for scores in reference_scores]
 
-    def fuse(self, member_scores: Sequence[dict[PairKey, float]]) -> dict[PairKey, float]:
+    def fuse(self, member_scores: Sequence[Mapping[PairKey, float]]) -> PairScores:
         """The mean of the standardised member scores, on the pairs every member scored."""
         if self.maps is None:
             raise RuntimeError("fit() the ensemble on the training pairs before fusing its members' scores")
-        common = set.intersection(*(set(scores) for scores in member_scores))
-        return {
-            pair: float(np.mean([m(scores[pair]) for m, scores in zip(self.maps, member_scores, strict=True)]))
-            for pair in sorted(common)
-        }
+        members = [PairScores.of(scores) for scores in member_scores]
+        common = members[0].pairs
+        for member in members[1:]:
+            common = common.take(np.flatnonzero(member.pairs.positions_of(common) >= 0))
+        standardised = [m(member.on(common).scores) for m, member in zip(self.maps, members, strict=True)]
+        return PairScores(common, np.mean(np.stack(standardised), axis=0) if len(common) else np.zeros(0))
 
     def score_pairs(self, pairs, inputs):
         return self.fuse([member.score_pairs(pairs, inputs) for member in self.members])
@@ -368,14 +373,12 @@ def parse_teacher(spec: str) -> Teacher:
     return TEACHER_KINDS[kind](argument)
 
 
-def training_pairs(triples: Sequence[Triple]) -> list[PairKey]:
+def training_pairs(triples: Sequence[Triple]) -> Pairs:
     """Every (query, positive) and (query, negative) pair of the triples, sorted."""
-    return sorted({(t.query_id, d) for t in triples for d in (t.positive_id, t.negative_id)})
+    return Pairs.of_triples(triples)
 
 
-def teacher_scores(
-    teacher: Teacher, pairs: Sequence[PairKey], context: Any, calibrate: bool = False
-) -> dict[PairKey, float]:
+def teacher_scores(teacher: Teacher, pairs: Sequence[PairKey], context: Any, calibrate: bool = False) -> PairScores:
     """Scores of ``pairs`` (those the teacher can score), each a function of its pair alone.
 
     An ensemble (and, with ``calibrate``, any teacher: ``teacher_scale=auto`` needs them) also scores every pair of
@@ -386,52 +389,69 @@ def teacher_scores(
     ensemble = isinstance(teacher, EnsembleTeacher)
     members = teacher.members if ensemble else [teacher]
     fitting = ensemble and teacher.maps is None  # fitted once per teacher object; later calls score only pairs
-    reference = training_pairs(context.training_triples) if calibrate or fitting else []
+    wanted = Pairs.from_keys(pairs)
+    reference = training_pairs(context.training_triples) if calibrate or fitting else Pairs.from_keys([])
     if fitting and not reference:
         raise RuntimeError("an ensemble teacher needs the context's training_triples to fit its members' maps")
-    reference_set = set(reference)
-    extra = sorted(set(pairs) - reference_set)
-    per_member = []
+    extra = wanted.difference(reference)
+    per_member, references = [], []
     for member in members:
-        scores = cached_teacher_scores(member, reference, context, "teacher-calibration") if reference else {}
+        scores = cached_teacher_scores(member, reference, context, "teacher-calibration") if reference else None
+        references.append(scores)
         if extra:
-            scores = {**scores, **cached_teacher_scores(member, extra, context)}
-        per_member.append(scores)
+            more = cached_teacher_scores(member, extra, context)
+            scores = more if scores is None else scores.merged(more)
+        per_member.append(scores if scores is not None else PairScores.empty())
     if not ensemble:
         return per_member[0]
     if fitting:
-        teacher.fit([{p: s for p, s in scores.items() if p in reference_set} for scores in per_member])
+        teacher.fit(references)
     return teacher.fuse(per_member)
 
 
 def cached_teacher_scores(
     teacher: Teacher, pairs: Sequence[PairKey], context: Any, phase: str = "teacher-scoring"
-) -> dict[PairKey, float]:
+) -> PairScores:
     """Score pairs in ``phase`` charged to the regime, or reuse an earlier run's scores.
 
-    The cache is keyed by the teacher's fingerprint, the dataset and the pairs; a reused entry is charged the
-    measured cost of the original scoring, marked as reused.
+    The cache (the scores as arrays, beside the phase's measured cost) is keyed by the teacher's fingerprint, the
+    dataset and the pairs; a reused entry is charged the measured cost of the original scoring, marked as reused.
+    The pairs are scored ``SCORING_CHUNK`` at a time, so only the arrays grow with their number.
     """
     from benchmark.common.files import read_json, write_json
     from benchmark.common.progress import say
 
-    key = hashlib.sha1(
-        json.dumps([teacher.fingerprint(context.encoder_config), context.collection.name, list(pairs)]).encode()
-    ).hexdigest()[:16]
-    cache = context.cache_dir / "teacher-scores" / f"{key}.json"
-    if cache.exists():
-        cached = read_json(cache)
+    pairs = Pairs.from_keys(pairs)
+    fingerprint = json.dumps([teacher.fingerprint(context.encoder_config), context.collection.name])
+    key = hashlib.sha1(f"{fingerprint}{pairs.digest()}".encode()).hexdigest()[:16]
+    folder = context.cache_dir / "teacher-scores"
+    cache, cost = folder / f"{key}.npz", folder / f"{key}.json"
+    if cache.exists() and cost.exists():
+        cached = read_json(cost)
         context.meter.replay({**cached["phase"], "phase": phase}, charged_to=context.label, cell=context.cell)
-        return {(q, d): s for q, d, s in cached["scores"]}
+        return PairScores.load(cache)
     with context.meter.phase(phase, charged_to=context.label, cell=context.cell) as record:
         say(f"Scoring {len(pairs)} (query, document) pairs with teacher {teacher.spec}")
         inputs = TeacherInputs(context.collection, context.cache_dir, context.encoder_config)
-        scores = score_shared(teacher, pairs, inputs, getattr(context, "processes", None))
+        processes = getattr(context, "processes", None)
+        parts = [
+            PairScores.of(score_shared(teacher, pairs[start : start + SCORING_CHUNK], inputs, processes))
+            for start in range(0, len(pairs), SCORING_CHUNK)
+        ]
+        scores = _joined(parts)
         record.count = len(pairs)
-    write_json(
-        cache, {"teacher": teacher.spec, "phase": record.row(), "scores": [[q, d, s] for (q, d), s in scores.items()]}
-    )
+    scores.save(cache)
+    write_json(cost, {"teacher": teacher.spec, "phase": record.row(), "pairs": len(pairs), "scored": len(scores)})
     return scores
+
+
+def _joined(parts: Sequence[PairScores]) -> PairScores:
+    """Scores of consecutive chunks of one sorted Pairs, as one PairScores."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return PairScores.empty()
+    return PairScores.from_items(item for part in parts for item in part.items())
 
 
 @dataclass

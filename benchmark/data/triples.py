@@ -27,7 +27,7 @@ class Triple(NamedTuple):
     negative_id: str
 
 
-class _Coder:
+class IdCoder:
     """Codes of ids in the order they are first seen, then renumbered to the ids' sorted order."""
 
     def __init__(self) -> None:
@@ -77,7 +77,7 @@ class TripleStore(Sequence[Triple]):
     @classmethod
     def from_rows(cls, rows: Iterable[Sequence[str]]) -> TripleStore:
         """Code (query, positive, negative) id rows chunk by chunk, so no Python object per triple is kept."""
-        query_coder, doc_coder = _Coder(), _Coder()
+        query_coder, doc_coder = IdCoder(), IdCoder()
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         iterator = iter(rows)
         while chunk := list(itertools.islice(iterator, CHUNK)):

@@ -45,14 +45,11 @@ def encoder_margins(encoder: BiEncoder, collection: Collection, triples: Sequenc
 
 def teacher_margins_on(teacher, triples: Sequence[Triple], context: RegimeContext) -> list[float]:
     """t(q,d+) - t(q,d-) of each triple the teacher scores both pairs of (a score file may score none)."""
+    from regimes.teacher_scale import teacher_margin_values
     from regimes.teachers import teacher_scores, training_pairs
 
-    scores = teacher_scores(teacher, training_pairs(triples), context)
-    return [
-        scores[(t.query_id, t.positive_id)] - scores[(t.query_id, t.negative_id)]
-        for t in triples
-        if (t.query_id, t.positive_id) in scores and (t.query_id, t.negative_id) in scores
-    ]
+    margins = teacher_margin_values(teacher_scores(teacher, training_pairs(triples), context), triples)
+    return margins[~np.isnan(margins)].tolist()
 
 
 def measure(

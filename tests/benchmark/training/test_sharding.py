@@ -3,7 +3,6 @@ noise, bf16 within bf16 tolerance), the same nDCG@10 and the same cached teacher
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +14,7 @@ import torch.multiprocessing as mp
 from transformers import BertForSequenceClassification
 
 from benchmark.data.collections import evaluation_collection
+from benchmark.data.pairs import PairScores
 from benchmark.encoder import BiEncoder, EncoderConfig, cpu_supports_bf16
 from benchmark.evaluation.systems import CHUNK, EvaluationEnvironment, experiment, topics_and_qrels
 from benchmark.measurement.phases import Meter
@@ -93,7 +93,8 @@ def evaluate_and_score(
         teacher.load(config)
         cached_teacher_scores(teacher, teacher_pairs(corpus), context)
     found["score caches"] = {
-        path.name: json.loads(path.read_text())["scores"] for path in (out / "cache" / "teacher-scores").iterdir()
+        path.name: [[q, d, score] for (q, d), score in PairScores.load(path).items()]
+        for path in (out / "cache" / "teacher-scores").glob("*.npz")
     }
     found["phases"] = [(record.phase, record.count) for record in meter.records]
     processes.broadcast("done")
