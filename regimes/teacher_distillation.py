@@ -20,7 +20,7 @@ from benchmark.common.progress import say
 from benchmark.data.pairs import Pairs, PairScores, scores_of
 from benchmark.data.triples import Triple, TripleStore
 from regimes.base import Parameter, Regime, TripleEmbeddings, register
-from regimes.teacher_scale import fitted_teacher_scale, parse_teacher_scale
+from regimes.teacher_scale import fitted_teacher_scale, parse_teacher_scale, teacher_margin_values
 from regimes.teachers import (
     DEFAULT_TEACHER,
     EnsembleTeacher,
@@ -213,23 +213,12 @@ class TeacherDistillation(Regime):
         if not self.kept:
             raise UsageError("teacher-distillation: no budget triple has a teacher score; check the score file's ids")
 
-    def scored(self, triple: Triple) -> bool:
-        return (triple.query_id, triple.positive_id) in self.pair_scores and (
-            triple.query_id,
-            triple.negative_id,
-        ) in self.pair_scores
-
     def scored_triples(self, triples: Sequence[Triple]) -> Sequence[Triple]:
         """The triples the teacher scored both pairs of, in their order (a store stays a store)."""
-        if not isinstance(triples, TripleStore):
-            return [t for t in triples if self.scored(t)]
-        scored = np.ones(len(triples), dtype=bool)
-        for start in range(0, len(triples), 1 << 16):
-            part = list(triples[start : start + (1 << 16)])
-            queries = [t.query_id for t in part]
-            for doc_ids in ([t.positive_id for t in part], [t.negative_id for t in part]):
-                scored[start : start + len(part)] &= ~np.isnan(scores_of(self.pair_scores, queries, doc_ids))
-        return triples if scored.all() else triples.take(np.flatnonzero(scored))
+        scored = ~np.isnan(teacher_margin_values(self.pair_scores, triples))
+        if isinstance(triples, TripleStore):
+            return triples if scored.all() else triples.take(np.flatnonzero(scored))
+        return [t for t, kept in zip(triples, scored.tolist(), strict=True) if kept]
 
     # --- training ---------------------------------------------------------------------------------------
     def batches(self, triples: Sequence[Triple], batch_size: int, seed: int) -> Iterator[Sequence[Triple]]:
