@@ -243,6 +243,9 @@ def test_killed_run_resumes_to_the_uninterrupted_results(tiny_setup, tmp_path):
     """SIGKILL while the second regime trains; `--resume` keeps the first regime's cell as it was, trains the cut-off
     one again from scratch and ends with the results, curves and models of an uninterrupted run (timings aside)."""
     arguments, env = tiny_setup
+    # a rate at which some regime validates a gain on this tiny data, so the results are a real comparison (at
+    # TINY_RUN's 3e-3 every regime keeps the initial weights with this seed's dropout draws)
+    arguments = [*arguments, "--learning-rate", "1e-3"]
     out = tmp_path / "out"
     marker = tmp_path / "second-regime-trains"
     with open(tmp_path / "killed.log", "w") as log:

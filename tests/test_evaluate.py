@@ -39,6 +39,8 @@ def finished(tmp_path_factory) -> dict:
         "--tune",
         "self-distillation:target=0.2|0.6",
         *TINY_RUN[4:],
+        "--learning-rate",  # on this tiny data, one at which some regime validates a gain (1e-3, 3e-3, 5e-3: none)
+        "2e-3",
         "--dataset",
         str(sets["run"]),
         "--model",
@@ -206,7 +208,15 @@ def test_a_model_gets_an_evaluation_folder_that_report_renders_and_evaluate_exte
     numbers on the run's set are the run's, in a new folder of the same layout; `report` renders it and a second
     `evaluate` adds a set to it."""
     run, env = finished["run"], finished["env"]
-    model = run / "models" / "self-distillation_f=0.135_seed=42"
+    own = by_set(read_rows(run / "results.csv"))[f"{finished['sets']['run']}:test"]
+    # a trained model, not the baseline again: one whose weights moved its metrics (on tiny data, which regime
+    # validates a gain depends on the seed's draws)
+    moved = [
+        name for name, row in own.items() if row["kind"] == "regime" and row["nDCG@10"] != own["initial"]["nDCG@10"]
+    ]
+    assert moved, "no regime of the tiny run moved its metrics"
+    system = moved[0]
+    model = run / "models" / system.replace(" ", "_")
     settings = ["--precision", "fp32", "--device", "cpu", "--max-query-length", "16", "--max-doc-length", "32"]
     out = tmp_path / "results"
     result = cli(
@@ -234,11 +244,10 @@ def test_a_model_gets_an_evaluation_folder_that_report_renders_and_evaluate_exte
         ("initial", "initial"),
         (str(model), "model"),
     ]
-    own = by_set(read_rows(run / "results.csv"))[f"{finished['sets']['run']}:test"]
     for measure in MEASURES:
-        assert rows[str(model)][measure] == own["self-distillation f=0.135 seed=42"][measure]
+        assert rows[str(model)][measure] == own[system][measure]
         assert rows["initial"][measure] == own["initial"][measure]
-    assert rows[str(model)]["nDCG@10"] != rows["initial"]["nDCG@10"]  # a trained model, not the baseline again
+    assert rows[str(model)]["nDCG@10"] != rows["initial"]["nDCG@10"]
     assert len(list((folder / "runs").glob("*/*.res.gz"))) == 3
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "evaluation" and manifest["config"]["encoder"]["model"] == str(finished["model"])

@@ -96,6 +96,7 @@ def running(config, argv: list[str], directory: Path, started: float, earlier: d
         "config": config.as_dict(),
         "device": notes.get("device"),
         "precision": notes.get("precision"),
+        "inference_engine": notes.get("inference_engine"),
     }
 
 
@@ -141,6 +142,7 @@ def build(config, argv: list[str], state, started: float, eval_sets: list[str], 
         "energy": state.meter.energy_note,
         "accelerators_in_use": state.meter.accelerators,
         "precision": state.notes.get("precision"),
+        "inference_engine": state.notes.get("inference_engine"),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "hardware": hardware(),

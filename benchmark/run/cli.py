@@ -223,6 +223,12 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument(
         "--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help="default: a run's own, else auto"
     )
+    evaluate.add_argument(
+        "--inference-engine",
+        default=None,
+        choices=["auto", "torch", "openvino"],
+        help="default: a run's own, else auto (see `run --help`)",
+    )
     evaluate.add_argument("--cache-dir", type=Path, default=None, help="BM25 and initial-encoder indexes")
     evaluate.add_argument("--country", default=None, help="codecarbon's country (default: a run's own, else USA)")
     evaluate.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
@@ -332,6 +338,13 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     model.add_argument("--max-doc-length", type=positive_int, default=256)
     model.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    model.add_argument(
+        "--inference-engine",
+        default="auto",
+        choices=["auto", "torch", "openvino"],
+        help="what computes inference embeddings (evaluation, validation, teachers): auto is OpenVINO on a CPU in "
+        "fp32 or bf16 when it is installed, else PyTorch; training is always PyTorch",
+    )
     model.add_argument(
         "--dropout",
         type=float,
@@ -557,6 +570,7 @@ def run_config(args: argparse.Namespace) -> tuple:
             max_doc_length=args.max_doc_length,
             precision=args.precision,
             device=args.device,
+            inference_engine=args.inference_engine,
             dropout=args.dropout,
             attention_dropout=args.attention_dropout,
         ),

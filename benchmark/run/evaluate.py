@@ -176,6 +176,7 @@ def open_run(directory: Path, args: argparse.Namespace) -> Target:
             config.encoder,
             device=args.device or config.encoder.device,
             precision=args.precision or config.encoder.precision,
+            inference_engine=args.inference_engine or config.encoder.inference_engine,
         ),
         data=replace(config.data, max_eval_queries=args.max_eval_queries or config.data.max_eval_queries),
         cache_dir=args.cache_dir or config.cache_dir,
@@ -258,6 +259,7 @@ def new_folder(args: argparse.Namespace, specs: list[str]) -> Target:
     encoder = EncoderConfig(
         model=args.baseline or DEFAULT_MODEL,
         precision=args.precision or "auto",
+        inference_engine=args.inference_engine or "auto",
         device=args.device or "auto",
         **{name: value for name, value in given.items() if value is not None},  # else run's defaults
     )
@@ -349,6 +351,7 @@ def evaluate_and_write(
                     "replaced": collection.name in existing,
                     "device": str(initial.device),
                     "precision": initial.precision,
+                    "inference_engine": initial.engine,
                 },
             )
             for collection, table in zip(collections, tables, strict=True)

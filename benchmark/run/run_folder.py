@@ -39,11 +39,12 @@ class RunFolder:
     def resumed(self) -> bool:
         return self.stored is not None
 
-    def check_machine(self, device: str, precision: str) -> None:
-        """A resumed run must train where it started: another device or precision gives other numbers."""
+    def check_machine(self, device: str, precision: str, engine: str = "torch") -> None:
+        """A resumed run must train where it started: another device, precision or inference engine gives other
+        numbers."""
         if not self.stored:
             return
-        for name, now in (("device", device), ("precision", precision)):
+        for name, now in (("device", device), ("precision", precision), ("inference_engine", engine)):
             before = self.stored.get(name)
             if before is not None and before != now:
                 raise UsageError(

@@ -128,8 +128,10 @@ def begin(
     state.notes["energy_scope"] = (
         "codecarbon in the main process, measuring this machine: every process on it; on several nodes, only this node"
     )
-    state.notes.update(precision=initial.precision, pooling=initial.pooling, device=str(device))
-    folder.check_machine(str(device), initial.precision)
+    state.notes.update(
+        precision=initial.precision, pooling=initial.pooling, device=str(device), inference_engine=initial.engine
+    )
+    folder.check_machine(str(device), initial.precision, initial.engine)
     begun = manifest.running(config, argv, folder.directory, started, folder.stored, state.notes)
     write_json(folder.directory / "manifest.json", begun)
     return begun

@@ -260,7 +260,9 @@ def test_bi_encoder_scores_are_dot_products_of_its_embeddings(tiny_model_dir, in
         query = encoder.encode([QUERIES[query_id]], "query")[0]
         doc = encoder.encode([f"{title} {text}"], "doc")[0]
         assert isinstance(score, float)
-        assert score == pytest.approx(float(query @ doc), abs=1e-5)
+        # encoded in other batches than the teacher's: OpenVINO's bf16 kernels differ with the batch's shape
+        tolerance = 1e-5 if encoder.engine == "torch" else 2e-3
+        assert score == pytest.approx(float(query @ doc), abs=tolerance)
 
 
 def test_bm25_prefers_the_document_with_the_query_words(built_inputs):

@@ -59,9 +59,13 @@ def test_marker_needs_a_corrected_p_below_the_level():
     assert significant(row, "RR@10") == "-"
 
 
-def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(tiny_beir, tiny_model_dir, tmp_path):
-    """With bf16, the initial encoder and a bi-encoder teacher are indexed with bf16 weights, as trained encoders
-    are (BiEncoder.for_inference); the caller's initial encoder keeps its fp32 weights for other uses."""
+@pytest.mark.parametrize("engine", ["torch", "openvino"])
+def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(
+    tiny_beir, tiny_model_dir, tmp_path, engine
+):
+    """With bf16, the initial encoder and a bi-encoder teacher are indexed with bf16 weights in PyTorch, as trained
+    encoders are (BiEncoder.for_inference), and with fp32 weights that OpenVINO compiles to bf16 itself; the
+    caller's initial encoder keeps its fp32 weights for other uses."""
     from types import SimpleNamespace
 
     import torch
@@ -74,7 +78,12 @@ def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(t
     from regimes.teachers import BiEncoderTeacher
 
     config = EncoderConfig(
-        model=str(tiny_model_dir), precision="bf16", device="cpu", max_doc_length=32, max_query_length=16
+        model=str(tiny_model_dir),
+        precision="bf16",
+        device="cpu",
+        max_doc_length=32,
+        max_query_length=16,
+        inference_engine=engine,
     )
     initial = BiEncoder(config)
     indexed: dict[str, torch.dtype] = {}
@@ -96,5 +105,6 @@ def test_initial_and_teacher_encoders_are_evaluated_in_the_inference_precision(t
         teacher = BiEncoderTeacher(str(tiny_model_dir))
         teacher.load(config)
         teacher.system(EvaluationEnvironment(collection, tmp_path / "cache", meter, tmp_path / "work-teacher"))
-    assert indexed == {"initial": torch.bfloat16, f"teacher bi-encoder:{tiny_model_dir}": torch.bfloat16}
+    weights = torch.bfloat16 if engine == "torch" else torch.float32
+    assert indexed == {"initial": weights, f"teacher bi-encoder:{tiny_model_dir}": weights}
     assert next(initial.model.parameters()).dtype == torch.float32
