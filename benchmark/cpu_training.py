@@ -53,18 +53,15 @@ class FastDropout(nn.Dropout):
         return x * (bits >= dropped) * (MASK_LEVELS / (MASK_LEVELS - dropped))
 
 
-def use_fast_cpu_training(model: nn.Module) -> bool:
-    """Swap the model's dropout modules for FastDropout and its SDPA attention for the fp32-while-training one.
-
-    Returns whether the attention was swapped (only a model that uses transformers' SDPA attention is)."""
+def use_fast_cpu_training(model: nn.Module) -> None:
+    """Swap the model's dropout modules for FastDropout and, where it uses transformers' SDPA attention, that
+    attention for the fp32-while-training one."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is nn.Dropout:
                 setattr(module, name, FastDropout(child.p, child.inplace).train(child.training))
-    if getattr(model.config, "_attn_implementation", None) != "sdpa":
-        return False
-    model.set_attn_implementation(FP32_TRAINING_ATTENTION)
-    return True
+    if getattr(model.config, "_attn_implementation", None) == "sdpa":
+        model.set_attn_implementation(FP32_TRAINING_ATTENTION)
 
 
 def restore_attention(model: nn.Module) -> None:

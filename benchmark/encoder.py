@@ -29,6 +29,7 @@ Pooling = Literal["mean", "cls", "pooler"]
 SimilarityName = Literal["cosine", "dot"]
 Precision = Literal["fp32", "bf16", "fp16"]
 Engine = Literal["torch", "openvino"]
+INFERENCE_ENGINES = ("auto", "torch", "openvino")  # the choices of --inference-engine
 # The names Hugging Face configs give their dropout probabilities: attention probabilities, and everything else.
 ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
 HIDDEN_DROPOUT_KEYS = ("hidden_dropout_prob", "dropout", "hidden_dropout", "classifier_dropout")
@@ -106,7 +107,7 @@ def resolve_engine(engine: str, device: torch.device, precision: Precision) -> E
     usable = device.type == "cpu" and precision in PRECISION_HINTS
     if engine == "torch" or (engine == "auto" and not (usable and openvino_available())):
         return "torch"
-    if engine not in ("auto", "openvino"):
+    if engine not in INFERENCE_ENGINES:
         raise UsageError(f"--inference-engine {engine} is unknown; use auto, torch or openvino")
     if not openvino_available():
         raise UsageError("--inference-engine openvino: the openvino package is not installed; pip install openvino")
@@ -230,15 +231,14 @@ class BiEncoder(nn.Module):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if self._openvino is not None:  # batches by tokens, not by count (openvino_encoder.TOKENS_PER_BATCH)
             self._openvino.encode(encoded, order, out, progress)
-            self.train(was_training)
-            return out
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chosen]}, return_tensors="pt")
-            batch = {key: value.to(self.device) for key, value in batch.items()}
-            out[chosen] = self.embed_tokens(batch).cpu().numpy()
-            if progress is not None:
-                progress(len(chosen))
+        else:
+            for start in range(0, len(order), batch_size):
+                chosen = order[start : start + batch_size]
+                batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chosen]}, return_tensors="pt")
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                out[chosen] = self.embed_tokens(batch).cpu().numpy()
+                if progress is not None:
+                    progress(len(chosen))
         self.train(was_training)
         return out
 

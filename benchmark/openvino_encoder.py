@@ -136,6 +136,8 @@ class OpenVINOEncoder:
     ) -> None:
         """Embed every sequence into ``out`` (row i for ``token_ids[i]``), in batches of ``order``'s consecutive
         sequences (longest first) of at most TOKENS_PER_BATCH padded tokens, as many at a time as the streams."""
+        if not token_ids:  # nothing to embed: no conversion of the weights either
+            return
         ov = import_openvino()
         compiled = self.compiled()
         queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))

@@ -22,7 +22,7 @@ import pyterrier as pt
 import pyterrier_dr
 
 from benchmark.data.collections import evaluation_collection
-from benchmark.encoder import DEFAULT_MODEL, BiEncoder, EncoderConfig, resolve_model
+from benchmark.encoder import DEFAULT_MODEL, INFERENCE_ENGINES, BiEncoder, EncoderConfig, resolve_model
 from benchmark.evaluation.systems import MEASURES, retriever, topics_and_qrels
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--engine", default="auto", choices=["auto", "torch", "openvino"], help="ours: as in `run`")
+    parser.add_argument("--engine", default="auto", choices=INFERENCE_ENGINES, help="ours: as in `run`")
     args = parser.parse_args()
 
     collection = evaluation_collection("beir/scifact/test")

@@ -226,7 +226,7 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument(
         "--inference-engine",
         default=None,
-        choices=["auto", "torch", "openvino"],
+        choices=["auto", "torch", "openvino"],  # benchmark.encoder.INFERENCE_ENGINES (not imported: torch)
         help="default: a run's own, else auto (see `run --help`)",
     )
     evaluate.add_argument("--cache-dir", type=Path, default=None, help="BM25 and initial-encoder indexes")
@@ -341,7 +341,7 @@ def add_shared_options(run: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--inference-engine",
         default="auto",
-        choices=["auto", "torch", "openvino"],
+        choices=["auto", "torch", "openvino"],  # benchmark.encoder.INFERENCE_ENGINES (not imported: torch)
         help="what computes inference embeddings (evaluation, validation, teachers): auto is OpenVINO on a CPU in "
         "fp32 or bf16 when it is installed, else PyTorch; training is always PyTorch",
     )
